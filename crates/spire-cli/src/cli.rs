@@ -1,0 +1,187 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Spire: audience segmentation at media scale — events in, segments out.
+#[derive(Debug, Parser)]
+#[command(name = "spire", version, about, long_about = None)]
+pub struct Cli {
+    /// Project folder (holds spire.toml and segments/).
+    #[arg(long, global = true, default_value = ".", env = "SPIRE_PROJECT")]
+    pub project: PathBuf,
+    /// Apply the `[env.NAME]` section of spire.toml (e.g. production storage URLs).
+    #[arg(long = "env", global = true, value_name = "NAME")]
+    pub env_name: Option<String>,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scaffold a synthetic project and run the whole lifecycle end to end.
+    ///
+    /// Example: spire demo --dir spire-demo --users 100000 --days 30
+    Demo(DemoArgs),
+    /// Create a new project on the embedded defaults (local Delta lake, SQLite registry).
+    ///
+    /// Example: spire init my-project
+    Init {
+        /// Folder to create.
+        dir: PathBuf,
+    },
+    /// Check spire.toml and segments/*.toml, reporting every problem with file and key.
+    ///
+    /// Example: spire validate --project my-project
+    Validate,
+    /// Ingest sources into events_raw / dead_letters, then clean the touched dates into events.
+    ///
+    /// Example: spire ingest --path 'exports/*.jsonl' --json
+    Ingest(IngestArgs),
+    /// Rebuild event dates of `events` from `events_raw` (dedupe, bot flags).
+    ///
+    /// Example: spire clean --date 2026-11-01
+    Clean {
+        /// Dates to rebuild (all when omitted).
+        #[arg(long = "date", value_name = "YYYY-MM-DD")]
+        dates: Vec<String>,
+    },
+    /// Feature snapshots.
+    #[command(subcommand)]
+    Features(FeaturesCommand),
+    /// Train, evaluate, register, score and threshold segments (dataset → segments).
+    ///
+    /// Example: spire run reads-gadgets gadget-fans   |   spire run --all
+    Run {
+        /// Segments or families to run.
+        segments: Vec<String>,
+        /// Run every segment.
+        #[arg(long, conflicts_with = "segments")]
+        all: bool,
+    },
+    /// Tracked runs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Registered models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Segment memberships.
+    #[command(subcommand)]
+    Segments(SegmentsCommand),
+    /// Run SQL over the lake tables (DataFusion).
+    ///
+    /// Example: spire sql "SELECT segment, COUNT(*) FROM segments GROUP BY segment"
+    Sql {
+        /// The query.
+        query: String,
+        /// Print at most this many rows.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Serve the segment lookup API.
+    ///
+    /// Example: spire serve --addr 127.0.0.1:8080 ; curl localhost:8080/v1/users/u0000042/segments
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+    },
+}
+
+/// `spire demo` arguments.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Project folder to create (reused if it already holds a demo).
+    #[arg(long, default_value = "spire-demo")]
+    pub dir: PathBuf,
+    /// Synthetic users.
+    #[arg(long, default_value_t = 100_000)]
+    pub users: u64,
+    /// Days of traffic.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// `spire ingest` arguments.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Only these sources (all configured sources when omitted).
+    #[arg(long = "source", value_name = "NAME")]
+    pub sources: Vec<String>,
+    /// Ingest files matching this path or glob instead of the configured sources.
+    #[arg(long, value_name = "FILE_OR_GLOB", conflicts_with = "sources")]
+    pub path: Option<String>,
+}
+
+/// `spire features ...`.
+#[derive(Debug, Subcommand)]
+pub enum FeaturesCommand {
+    /// Refresh daily partials and write a snapshot.
+    ///
+    /// Example: spire features build --as-of 2026-11-01
+    Build {
+        /// Snapshot date (default: the day after the last event date).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<String>,
+        /// Only this feature set.
+        #[arg(long = "feature-set", value_name = "NAME")]
+        feature_sets: Vec<String>,
+    },
+}
+
+/// `spire runs ...`.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest first.
+    ///
+    /// Example: spire runs list --segment reads-gadgets --json
+    List {
+        /// Only runs of this segment.
+        #[arg(long)]
+        segment: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show one run.
+    ///
+    /// Example: spire runs show 3f2a...
+    Show {
+        /// Run id.
+        run_id: String,
+    },
+}
+
+/// `spire models ...`.
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// List registered models with their champion.
+    ///
+    /// Example: spire models list --json
+    List,
+}
+
+/// `spire segments ...`.
+#[derive(Debug, Subcommand)]
+pub enum SegmentsCommand {
+    /// Segment sizes in the latest snapshot.
+    ///
+    /// Example: spire segments list
+    List,
+    /// A user's segments.
+    ///
+    /// Example: spire segments get u0000042
+    Get {
+        /// User id.
+        user_id: String,
+    },
+}

@@ -1,0 +1,333 @@
+//! One function per command; `dispatch` routes to them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::json;
+use spire_core::config::{load_project, LoadOptions};
+use spire_lake::Lake;
+use spire_pipeline::demo::{self, DemoOptions};
+use spire_pipeline::index::SegmentIndex;
+use spire_pipeline::run;
+use spire_pipeline::stages::{features, ingest};
+use spire_pipeline::{PipelineError, Result, Workspace};
+use spire_registry::RunFilter;
+
+use crate::cli::{Cli, Command, FeaturesCommand, ModelsCommand, RunsCommand, SegmentsCommand};
+use crate::output::{self, metric, table};
+use crate::progress::Terminal;
+
+fn options(cli: &Cli) -> LoadOptions {
+    LoadOptions::from_env(cli.env_name.clone())
+}
+
+async fn open(cli: &Cli) -> Result<Workspace> {
+    Workspace::open(&cli.project, &options(cli)).await
+}
+
+fn date(text: &str) -> Result<chrono::NaiveDate> {
+    spire_core::time::parse_date(text).map_err(PipelineError::InvalidInput)
+}
+
+/// Runs the parsed command.
+pub async fn dispatch(cli: Cli) -> Result<()> {
+    let progress = Terminal::new(cli.json);
+    match &cli.command {
+        Command::Demo(a) => {
+            let started = std::time::Instant::now();
+            let report = demo::demo(&a.dir, &DemoOptions { users: a.users, days: a.days, seed: a.seed }, &progress).await?;
+            if cli.json {
+                output::json(&report);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = report
+                .rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.segment.clone(),
+                        metric(r.auc),
+                        metric(r.pr_auc),
+                        format!("{}/{}", r.positives_test, r.n_test),
+                        r.audience.to_string(),
+                        metric(r.oracle_auc),
+                        metric(r.control_auc),
+                    ]
+                })
+                .collect();
+            println!();
+            table(&["segment", "AUC", "PR AUC", "pos/test", "audience", "oracle AUC", "control AUC"], &rows);
+            for s in report.run.scored.iter().filter(|s| s.model_version.is_none()) {
+                println!("{:<24} rule segment: {} members", s.segment, s.members);
+            }
+            println!();
+            println!("mean test AUC        {}", metric(report.mean_auc));
+            println!("mean oracle AUC      {}  (the generator's true propensity on the same test users)", metric(report.mean_oracle_auc));
+            println!("mean control AUC     {}  (models fitted on shuffled labels)", metric(report.mean_control_auc));
+            for s in &report.ingest.sources {
+                let r = &s.reconciliation;
+                println!(
+                    "ingest {}: read {} = accepted {} (bot-flagged {}) + dead-lettered {} + duplicates {}",
+                    s.intake.source, r.read, r.accepted, r.bot_flagged, r.dead_lettered, r.duplicates
+                );
+            }
+            println!("done in {:.1} s; the project is in {} (try: spire --project {} segments list)", started.elapsed().as_secs_f64(), report.dir, report.dir);
+            Ok(())
+        }
+        Command::Init { dir } => init(dir),
+        Command::Validate => {
+            let p = load_project(&cli.project, &options(&cli))?;
+            if cli.json {
+                output::json(&json!({"valid": true, "segments": p.segments.len(), "feature_sets": p.feature_sets.len(), "sources": p.sources.len()}));
+            } else {
+                println!("{}: valid ({} sources, {} feature sets, {} segment specs)", cli.project.join("spire.toml").display(), p.sources.len(), p.feature_sets.len(), p.segments.len());
+            }
+            Ok(())
+        }
+        Command::Ingest(a) => {
+            let ws = open(&cli).await?;
+            let target = match (&a.path, a.sources.is_empty()) {
+                (Some(p), _) => ingest::IngestTarget::Path(p.clone()),
+                (None, true) => ingest::IngestTarget::All,
+                (None, false) => ingest::IngestTarget::Sources(a.sources.clone()),
+            };
+            let s = ingest::ingest(&ws, &target, &progress).await?;
+            if cli.json {
+                output::json(&s);
+            } else {
+                let rows: Vec<Vec<String>> = s
+                    .sources
+                    .iter()
+                    .map(|x| {
+                        let r = &x.reconciliation;
+                        vec![x.intake.source.clone(), r.read.to_string(), r.accepted.to_string(), r.bot_flagged.to_string(), r.dead_lettered.to_string(), r.duplicates.to_string()]
+                    })
+                    .collect();
+                table(&["source", "read", "accepted", "bot-flagged", "dead-lettered", "duplicates"], &rows);
+                for n in s.sources.iter().flat_map(|x| &x.intake.notes) {
+                    println!("note: {n}");
+                }
+            }
+            Ok(())
+        }
+        Command::Clean { dates } => {
+            let ws = open(&cli).await?;
+            let dates = if dates.is_empty() { None } else { Some(dates.iter().map(|d| date(d)).collect::<Result<Vec<_>>>()?) };
+            progress_start(&progress, "clean");
+            let mut tick = |_: usize, _: usize| {};
+            let r = spire_ingest::clean::clean(&ws.lake, &ws.project.cleaning, dates, &mut tick).await?;
+            if cli.json {
+                output::json(&r);
+            } else {
+                println!("{} dates rebuilt: {} events ({} bot-flagged), {} duplicates removed; events version {:?}", r.dates, r.events, r.bot_events, r.duplicates, r.version);
+            }
+            Ok(())
+        }
+        Command::Features(FeaturesCommand::Build { as_of, feature_sets }) => {
+            let ws = open(&cli).await?;
+            let as_of = match as_of {
+                Some(d) => date(d)?,
+                None => features::default_as_of(&ws).await?,
+            };
+            let built = features::build(&ws, feature_sets, &[as_of], &progress).await?;
+            if cli.json {
+                output::json(&built);
+            } else {
+                let rows: Vec<Vec<String>> = built
+                    .iter()
+                    .flat_map(|b| b.snapshots.iter())
+                    .map(|s| vec![s.feature_set.clone(), s.as_of.to_string(), s.feature_set_version.to_string(), s.users.to_string(), s.columns.len().to_string()])
+                    .collect();
+                table(&["feature set", "as of", "version", "users", "features"], &rows);
+            }
+            Ok(())
+        }
+        Command::Run { segments, all } => {
+            let ws = open(&cli).await?;
+            if segments.is_empty() && !all {
+                return Err(PipelineError::InvalidInput("name the segments to run, or pass --all".into()));
+            }
+            let s = run::run(&ws, segments, &progress).await?;
+            if cli.json {
+                output::json(&s);
+            } else {
+                let rows: Vec<Vec<String>> = s
+                    .trained
+                    .iter()
+                    .map(|t| {
+                        let audience = s.scored.iter().find(|x| x.segment == t.segment).map_or(0, |x| x.members);
+                        vec![t.segment.clone(), t.model_version.to_string(), metric(t.evaluation.auc), metric(t.evaluation.pr_auc), t.evaluation.positives_test.to_string(), audience.to_string(), t.gate.clone()]
+                    })
+                    .collect();
+                table(&["segment", "version", "AUC", "PR AUC", "pos test", "audience", "gate"], &rows);
+                for x in s.scored.iter().filter(|x| x.model_version.is_none()) {
+                    println!("{}: {} members{}", x.segment, x.members, x.skipped.as_ref().map(|r| format!(" (skipped: {r})")).unwrap_or_default());
+                }
+            }
+            Ok(())
+        }
+        Command::Runs(RunsCommand::List { segment, limit }) => {
+            let ws = open(&cli).await?;
+            let runs = ws.registry.list_runs(&RunFilter { segment: segment.clone(), status: None, limit: *limit }).await?;
+            if cli.json {
+                output::json(&runs);
+            } else {
+                let rows: Vec<Vec<String>> = runs
+                    .iter()
+                    .map(|r| {
+                        let m = |k: &str| r.metrics.get(k).copied().map_or("-".into(), metric);
+                        vec![r.run_id.clone(), r.segment.clone(), r.status.to_string(), m("auc"), m("pr_auc"), r.started_at.format("%Y-%m-%d %H:%M:%S").to_string()]
+                    })
+                    .collect();
+                table(&["run", "segment", "status", "AUC", "PR AUC", "started"], &rows);
+            }
+            Ok(())
+        }
+        Command::Runs(RunsCommand::Show { run_id }) => {
+            let ws = open(&cli).await?;
+            let run = ws.registry.get_run(run_id).await?;
+            if cli.json {
+                output::json(&run);
+            } else {
+                println!("run {} ({}), segment {}, experiment {}", run.run_id, run.status, run.segment, run.experiment);
+                println!("started {} ended {}", run.started_at, run.ended_at.map(|d| d.to_string()).unwrap_or("-".into()));
+                println!("config {} · spire {}", run.config_hash, run.spire_version);
+                for i in &run.inputs {
+                    println!("read  {} @ version {}", i.table, i.version);
+                }
+                for (k, v) in &run.params {
+                    println!("param {k} = {v}");
+                }
+                for (k, v) in &run.metrics {
+                    println!("metric {k} = {v}");
+                }
+                for (k, v) in &run.tags {
+                    println!("tag {k} = {v}");
+                }
+                if let Some(e) = &run.error {
+                    println!("error: {e}");
+                }
+            }
+            Ok(())
+        }
+        Command::Models(ModelsCommand::List) => {
+            let ws = open(&cli).await?;
+            let models = ws.registry.list_models().await?;
+            if cli.json {
+                output::json(&models);
+            } else {
+                let rows: Vec<Vec<String>> = models
+                    .iter()
+                    .map(|m| vec![m.name.clone(), m.versions.to_string(), m.latest_version.to_string(), m.aliases.get("champion").map_or("-".into(), |v| v.to_string())])
+                    .collect();
+                table(&["model", "versions", "latest", "champion"], &rows);
+            }
+            Ok(())
+        }
+        Command::Segments(SegmentsCommand::List) => {
+            let ws = open(&cli).await?;
+            let index = SegmentIndex::load(&ws.lake).await?;
+            let sizes = index.sizes();
+            if cli.json {
+                output::json(&sizes);
+            } else {
+                let rows: Vec<Vec<String>> = sizes
+                    .iter()
+                    .map(|s| vec![s.segment.clone(), s.members.to_string(), s.as_of.to_string(), s.model_version.map_or("rule".into(), |v| format!("v{v}"))])
+                    .collect();
+                table(&["segment", "members", "as of", "model"], &rows);
+            }
+            Ok(())
+        }
+        Command::Segments(SegmentsCommand::Get { user_id }) => {
+            let ws = open(&cli).await?;
+            let index = SegmentIndex::load(&ws.lake).await?;
+            let m = index.user(user_id);
+            if cli.json {
+                output::json(&json!({"user_id": user_id, "segments": m}));
+            } else if m.is_empty() {
+                println!("{user_id}: no segments");
+            } else {
+                let rows: Vec<Vec<String>> = m
+                    .iter()
+                    .map(|s| vec![s.segment.clone(), metric(s.score), s.model_version.map_or("rule".into(), |v| format!("v{v}")), s.as_of.to_string()])
+                    .collect();
+                table(&["segment", "score", "model", "as of"], &rows);
+            }
+            Ok(())
+        }
+        Command::Sql { query, limit } => sql(&cli, query, *limit).await,
+        Command::Serve { addr } => {
+            let ws = open(&cli).await?;
+            let state = spire_server::AppState::load(ws.lake.clone()).await?;
+            eprintln!("serving segments on http://{addr} (GET /v1/users/{{user_id}}/segments, /v1/segments, /healthz)");
+            spire_server::serve(*addr, state).await.map_err(|e| PipelineError::io(addr.to_string(), e))
+        }
+    }
+}
+
+fn progress_start(p: &Terminal, stage: &str) {
+    use spire_pipeline::Progress;
+    p.start(stage, 0);
+}
+
+async fn sql(cli: &Cli, query: &str, limit: usize) -> Result<()> {
+    let project = load_project(&cli.project, &options(cli))?;
+    let lake = Lake::open(&project.storage.lake)?;
+    let ctx = lake.session();
+    lake.register_all(&ctx).await?;
+    let batches = Lake::query(&ctx, query).await?;
+    if cli.json {
+        let mut buf = Vec::new();
+        {
+            let mut w = spire_lake::arrow::json::ArrayWriter::new(&mut buf);
+            let refs: Vec<&spire_lake::arrow::array::RecordBatch> = batches.iter().collect();
+            w.write_batches(&refs).and_then(|_| w.finish()).map_err(|source| spire_lake::LakeError::Arrow { context: "JSON output".into(), source })?;
+        }
+        println!("{}", String::from_utf8_lossy(&buf));
+        return Ok(());
+    }
+    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let mut shown = Vec::new();
+    let mut left = limit;
+    for b in &batches {
+        if left == 0 {
+            break;
+        }
+        let n = b.num_rows().min(left);
+        shown.push(b.slice(0, n));
+        left -= n;
+    }
+    let text = spire_lake::arrow::util::pretty::pretty_format_batches(&shown)
+        .map_err(|source| spire_lake::LakeError::Arrow { context: "formatting".into(), source })?;
+    println!("{text}");
+    if total > limit {
+        println!("({total} rows, first {limit} shown; use --limit)");
+    }
+    Ok(())
+}
+
+fn init(dir: &Path) -> Result<()> {
+    if dir.join("spire.toml").exists() {
+        return Err(PipelineError::InvalidInput(format!("{} already holds a spire.toml", dir.display())));
+    }
+    let write = |rel: &str, text: &str| -> Result<()> {
+        let path = dir.join(rel);
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(|e| PipelineError::io(d, e))?;
+        }
+        std::fs::write(&path, text).map_err(|e| PipelineError::io(&path, e))
+    };
+    write("spire.toml", include_str!("../templates/init.toml"))?;
+    write("segments/example.toml", include_str!("../templates/example-segments.toml"))?;
+    std::fs::create_dir_all(dir.join("events")).map_err(|e| PipelineError::io(dir.join("events"), e))?;
+    let mut next = BTreeMap::new();
+    next.insert("1", format!("put JSON Lines or Parquet events in {}/events/", dir.display()));
+    next.insert("2", format!("spire --project {} ingest", dir.display()));
+    next.insert("3", format!("spire --project {} run --all", dir.display()));
+    println!("created {}", dir.display());
+    for (k, v) in next {
+        println!("  {k}. {v}");
+    }
+    Ok(())
+}

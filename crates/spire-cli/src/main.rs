@@ -1,0 +1,37 @@
+//! The `spire` binary: parse arguments, dispatch, map errors to exit codes.
+
+mod cli;
+mod commands;
+mod output;
+mod progress;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SPIRE_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(commands::dispatch(cli)) {
+        let mut printed = e.to_string();
+        eprintln!("error: {printed}");
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            let text = s.to_string();
+            if !printed.contains(&text) {
+                eprintln!("  caused by: {text}");
+                printed.push_str(&text);
+            }
+            source = s.source();
+        }
+        std::process::exit(e.kind().exit_code());
+    }
+}

@@ -1,0 +1,456 @@
+//! Segment specs: `rule` and `model` segments, and `for_each` fan-out.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::raw::*;
+use super::Issues;
+
+/// A validated segment spec. With `for_each`, this is a template: `{value}` in its name and
+/// SQL is replaced per value by [`SegmentSpec::expand`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentSpec {
+    /// Name (template when `for_each` is set).
+    pub name: String,
+    /// The file that declared it.
+    pub file: PathBuf,
+    /// Free text.
+    pub description: String,
+    /// Fan-out, if any.
+    pub for_each: Option<ForEach>,
+    /// Feature set read.
+    pub feature_set: String,
+    /// Rule or model.
+    pub kind: SegmentKind,
+    /// Output policy.
+    pub output: Output,
+}
+
+/// Fan-out over values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ForEach {
+    /// Literal values.
+    Values(Vec<String>),
+    /// A query over the lake returning one column of values.
+    Sql(String),
+}
+
+/// What kind of segment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SegmentKind {
+    /// Membership by a SQL predicate over the feature snapshot.
+    RulePredicate {
+        /// The predicate.
+        predicate: String,
+    },
+    /// Membership by a boolean combination of other segments.
+    RuleCombine {
+        /// The parsed expression.
+        expr: SegmentExpr,
+    },
+    /// Membership by a model's score.
+    Model(ModelSpec),
+}
+
+/// A model segment's definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    /// The label.
+    pub label: Label,
+    /// SQL predicate over the feature snapshot: who may be scored and in the segment.
+    pub eligibility: Option<String>,
+    /// Algorithm name.
+    pub algorithm: String,
+    /// L2 strength.
+    pub l2: f64,
+    /// Iteration limit.
+    pub max_iter: usize,
+    /// Minimum test AUC to become champion.
+    pub min_auc: f64,
+}
+
+/// Label definitions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Label {
+    /// At least `min_count` events matching `predicate` within `horizon_days` after `as_of`.
+    FutureEvents {
+        /// SQL predicate over events.
+        predicate: String,
+        /// Minimum count.
+        min_count: u32,
+        /// Horizon in days.
+        horizon_days: u32,
+    },
+    /// Users listed in a CSV file are positives (lookalike modelling).
+    SeedList {
+        /// Absolute path of the CSV.
+        path: PathBuf,
+    },
+}
+
+/// Output policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// Threshold rule.
+    pub threshold: Threshold,
+    /// Write every user's score to the `scores` table too.
+    pub write_scores: bool,
+}
+
+/// Threshold rules.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Threshold {
+    /// The top fraction of eligible users by score.
+    TopFraction(f64),
+    /// Users scoring at least this.
+    MinScore(f64),
+}
+
+/// Boolean expression over segment names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SegmentExpr {
+    /// A segment by name.
+    Segment(String),
+    /// Both.
+    And(Box<SegmentExpr>, Box<SegmentExpr>),
+    /// Either.
+    Or(Box<SegmentExpr>, Box<SegmentExpr>),
+    /// Not.
+    Not(Box<SegmentExpr>),
+}
+
+impl SegmentExpr {
+    /// Segment names referenced.
+    pub fn names(&self, out: &mut Vec<String>) {
+        match self {
+            SegmentExpr::Segment(s) => out.push(s.clone()),
+            SegmentExpr::And(a, b) | SegmentExpr::Or(a, b) => {
+                a.names(out);
+                b.names(out);
+            }
+            SegmentExpr::Not(a) => a.names(out),
+        }
+    }
+
+    /// Parses `a AND NOT (b OR c)`; names are `[A-Za-z0-9_.-]+`.
+    pub fn parse(text: &str) -> Result<SegmentExpr, String> {
+        let tokens = tokenize(text)?;
+        let mut pos = 0;
+        let expr = parse_or(&tokens, &mut pos)?;
+        if pos != tokens.len() {
+            return Err(format!("unexpected `{}` in `{text}`", tokens[pos]));
+        }
+        Ok(expr)
+    }
+
+    fn substitute(&self, value: &str) -> SegmentExpr {
+        match self {
+            SegmentExpr::Segment(s) => SegmentExpr::Segment(s.replace("{value}", value)),
+            SegmentExpr::And(a, b) => SegmentExpr::And(Box::new(a.substitute(value)), Box::new(b.substitute(value))),
+            SegmentExpr::Or(a, b) => SegmentExpr::Or(Box::new(a.substitute(value)), Box::new(b.substitute(value))),
+            SegmentExpr::Not(a) => SegmentExpr::Not(Box::new(a.substitute(value))),
+        }
+    }
+}
+
+fn tokenize(text: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for c in text.chars() {
+        if c == '(' || c == ')' || c.is_whitespace() {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            if !c.is_whitespace() {
+                out.push(c.to_string());
+            }
+        } else if c.is_ascii_alphanumeric() || "_-.{}".contains(c) {
+            cur.push(c);
+        } else {
+            return Err(format!("unexpected character `{c}` in `{text}`"));
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+fn parse_or(t: &[String], pos: &mut usize) -> Result<SegmentExpr, String> {
+    let mut left = parse_and(t, pos)?;
+    while t.get(*pos).is_some_and(|s| s.eq_ignore_ascii_case("or")) {
+        *pos += 1;
+        left = SegmentExpr::Or(Box::new(left), Box::new(parse_and(t, pos)?));
+    }
+    Ok(left)
+}
+
+fn parse_and(t: &[String], pos: &mut usize) -> Result<SegmentExpr, String> {
+    let mut left = parse_not(t, pos)?;
+    while t.get(*pos).is_some_and(|s| s.eq_ignore_ascii_case("and")) {
+        *pos += 1;
+        left = SegmentExpr::And(Box::new(left), Box::new(parse_not(t, pos)?));
+    }
+    Ok(left)
+}
+
+fn parse_not(t: &[String], pos: &mut usize) -> Result<SegmentExpr, String> {
+    match t.get(*pos).map(String::as_str) {
+        Some(s) if s.eq_ignore_ascii_case("not") => {
+            *pos += 1;
+            Ok(SegmentExpr::Not(Box::new(parse_not(t, pos)?)))
+        }
+        Some("(") => {
+            *pos += 1;
+            let e = parse_or(t, pos)?;
+            if t.get(*pos).map(String::as_str) != Some(")") {
+                return Err("missing `)`".to_string());
+            }
+            *pos += 1;
+            Ok(e)
+        }
+        Some(")") => Err("unexpected `)`".to_string()),
+        Some(name) if !["and", "or"].contains(&name.to_ascii_lowercase().as_str()) => {
+            *pos += 1;
+            Ok(SegmentExpr::Segment(name.to_string()))
+        }
+        Some(other) => Err(format!("expected a segment name, found `{other}`")),
+        None => Err("expression ends early: expected a segment name".to_string()),
+    }
+}
+
+impl SegmentSpec {
+    /// The concrete segments of this spec for fan-out `values` (ignored without `for_each`).
+    pub fn expand(&self, values: &[String]) -> Vec<SegmentSpec> {
+        if self.for_each.is_none() {
+            return vec![self.clone()];
+        }
+        values
+            .iter()
+            .map(|v| {
+                // In names `{value}` is the value itself; in SQL it is escaped for a string literal.
+                let sub = |s: &str| s.replace("{value}", v);
+                let sub_sql = |s: &str| s.replace("{value}", &v.replace('\'', "''"));
+                let kind = match &self.kind {
+                    SegmentKind::RulePredicate { predicate } => SegmentKind::RulePredicate { predicate: sub_sql(predicate) },
+                    SegmentKind::RuleCombine { expr } => SegmentKind::RuleCombine { expr: expr.substitute(v) },
+                    SegmentKind::Model(m) => SegmentKind::Model(ModelSpec {
+                        label: match &m.label {
+                            Label::FutureEvents { predicate, min_count, horizon_days } => Label::FutureEvents {
+                                predicate: sub_sql(predicate),
+                                min_count: *min_count,
+                                horizon_days: *horizon_days,
+                            },
+                            other => other.clone(),
+                        },
+                        eligibility: m.eligibility.as_deref().map(sub_sql),
+                        ..m.clone()
+                    }),
+                };
+                SegmentSpec {
+                    name: slug(&sub(&self.name)),
+                    description: sub(&self.description),
+                    for_each: None,
+                    kind,
+                    ..self.clone()
+                }
+            })
+            .collect()
+    }
+
+    pub(super) fn check_references(&self, names: &BTreeSet<String>, issues: &mut Issues) {
+        if let SegmentKind::RuleCombine { expr } = &self.kind {
+            let mut refs = Vec::new();
+            expr.names(&mut refs);
+            for r in refs {
+                if r == self.name {
+                    issues.push(&self.file, format!("segment `{}`.combine", self.name), "refers to itself");
+                } else if !r.contains("{value}") && !names.contains(&r) && !names.iter().any(|n| n.contains("{value}")) {
+                    issues.push(
+                        &self.file,
+                        format!("segment `{}`.combine", self.name),
+                        format!("unknown segment `{r}`"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Lowercases and replaces characters other than `[a-z0-9_-]` with `-`.
+pub fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }
+        })
+        .collect()
+}
+
+pub(super) fn validate_segment(
+    file: &Path,
+    i: usize,
+    s: &RawSegment,
+    feature_sets: &BTreeSet<String>,
+    issues: &mut Issues,
+) -> Option<SegmentSpec> {
+    let key = |k: &str| format!("segment[{i}].{k}");
+    let before = issues.list.len();
+    let name = match &s.name {
+        Some(n) if !n.trim().is_empty() => n.clone(),
+        _ => {
+            issues.push(file, key("name"), "missing: every segment needs a name");
+            String::new()
+        }
+    };
+    let for_each = match &s.for_each {
+        None => None,
+        Some(RawForEach { values: Some(v), sql: None }) if !v.is_empty() => Some(ForEach::Values(v.clone())),
+        Some(RawForEach { values: None, sql: Some(q) }) if !q.trim().is_empty() => Some(ForEach::Sql(q.clone())),
+        Some(_) => {
+            issues.push(file, key("for_each"), "give exactly one of `values = [...]` (non-empty) or `sql = \"...\"`");
+            None
+        }
+    };
+    if s.for_each.is_some() && !name.contains("{value}") {
+        issues.push(file, key("name"), "a `for_each` segment's name must contain `{value}`");
+    }
+    let feature_set = s.feature_set.clone().unwrap_or_default();
+    let needs_fs = !(s.kind.as_deref() == Some("rule") && s.combine.is_some());
+    if needs_fs && !feature_sets.contains(&feature_set) {
+        let msg = if feature_set.is_empty() {
+            "missing: name the feature set the segment reads".to_string()
+        } else {
+            format!("unknown feature set `{feature_set}` (declared: {})", join(feature_sets))
+        };
+        issues.push(file, key("feature_set"), msg);
+    }
+    let output = validate_output(s.output.as_ref(), &key, file, issues);
+    let kind = match s.kind.as_deref() {
+        Some("rule") => match (&s.where_, &s.combine) {
+            (Some(p), None) if !p.trim().is_empty() => SegmentKind::RulePredicate { predicate: p.clone() },
+            (None, Some(c)) => match SegmentExpr::parse(c) {
+                Ok(expr) => SegmentKind::RuleCombine { expr },
+                Err(e) => {
+                    issues.push(file, key("combine"), e);
+                    return None;
+                }
+            },
+            _ => {
+                issues.push(file, key("where"), "a rule segment needs exactly one of `where` (SQL predicate) or `combine`");
+                return None;
+            }
+        },
+        Some("model") => SegmentKind::Model(validate_model(file, &key, s, issues)?),
+        Some(other) => {
+            issues.push(file, key("kind"), format!("`{other}`: expected `rule` or `model`"));
+            return None;
+        }
+        None => {
+            issues.push(file, key("kind"), "missing: expected `rule` or `model`");
+            return None;
+        }
+    };
+    if issues.list.len() > before {
+        return None;
+    }
+    Some(SegmentSpec {
+        name,
+        file: file.to_path_buf(),
+        description: s.description.clone().unwrap_or_default(),
+        for_each,
+        feature_set,
+        kind,
+        output,
+    })
+}
+
+fn validate_output(o: Option<&RawOutput>, key: &dyn Fn(&str) -> String, file: &Path, issues: &mut Issues) -> Output {
+    let o = o.cloned().unwrap_or_default();
+    let threshold = match (o.top_fraction, o.min_score) {
+        (Some(f), None) => {
+            if !(f > 0.0 && f <= 1.0) {
+                issues.push(file, key("output.top_fraction"), format!("{f}: must be in (0, 1]"));
+            }
+            Threshold::TopFraction(f)
+        }
+        (None, Some(m)) => {
+            if !(0.0..=1.0).contains(&m) {
+                issues.push(file, key("output.min_score"), format!("{m}: must be in [0, 1]"));
+            }
+            Threshold::MinScore(m)
+        }
+        (None, None) => Threshold::TopFraction(0.1),
+        (Some(_), Some(_)) => {
+            issues.push(file, key("output"), "give one of `top_fraction` or `min_score`, not both");
+            Threshold::TopFraction(0.1)
+        }
+    };
+    Output { threshold, write_scores: o.write_scores.unwrap_or(false) }
+}
+
+fn validate_model(file: &Path, key: &dyn Fn(&str) -> String, s: &RawSegment, issues: &mut Issues) -> Option<ModelSpec> {
+    let Some(label) = &s.label else {
+        issues.push(file, key("label"), "missing: a model segment needs a `[segment.label]`");
+        return None;
+    };
+    let label = match label.kind.as_deref() {
+        Some("future_events") => {
+            let Some(predicate) = label.where_.clone().filter(|p| !p.trim().is_empty()) else {
+                issues.push(file, key("label.where"), "missing: SQL predicate on events, e.g. \"category = 'gadgets'\"");
+                return None;
+            };
+            let horizon_days = label.horizon_days.unwrap_or(7);
+            if horizon_days == 0 || horizon_days > 366 {
+                issues.push(file, key("label.horizon_days"), format!("{horizon_days}: must be in 1..=366"));
+            }
+            let min_count = label.min_count.unwrap_or(1);
+            if min_count == 0 {
+                issues.push(file, key("label.min_count"), "must be >= 1");
+            }
+            Label::FutureEvents { predicate, min_count, horizon_days }
+        }
+        Some("seed_list") => {
+            let Some(path) = &label.path else {
+                issues.push(file, key("label.path"), "missing: CSV file of user ids");
+                return None;
+            };
+            let base = file.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+            let path = base.join(path);
+            if !path.is_file() {
+                issues.push(file, key("label.path"), format!("{} does not exist", path.display()));
+            }
+            Label::SeedList { path }
+        }
+        other => {
+            issues.push(file, key("label.kind"), format!("{other:?}: expected `future_events` or `seed_list`"));
+            return None;
+        }
+    };
+    let model = s.model.clone().unwrap_or_default();
+    let algorithm = model.algorithm.unwrap_or_else(|| "logistic_regression".to_string());
+    if algorithm != "logistic_regression" {
+        issues.push(file, key("model.algorithm"), format!("`{algorithm}`: available algorithms: logistic_regression"));
+    }
+    let l2 = model.l2.unwrap_or(1e-4);
+    if !(l2.is_finite() && l2 >= 0.0) {
+        issues.push(file, key("model.l2"), format!("{l2}: must be a finite number >= 0"));
+    }
+    let max_iter = model.max_iter.unwrap_or(100);
+    if max_iter == 0 || max_iter > 10_000 {
+        issues.push(file, key("model.max_iter"), format!("{max_iter}: must be in 1..=10000"));
+    }
+    let min_auc = s.gate.as_ref().and_then(|g| g.min_auc).unwrap_or(0.6);
+    if !(0.0..=1.0).contains(&min_auc) {
+        issues.push(file, key("gate.min_auc"), format!("{min_auc}: must be in [0, 1]"));
+    }
+    Some(ModelSpec { label, eligibility: s.eligibility.clone(), algorithm, l2, max_iter, min_auc })
+}
+
+fn join(set: &BTreeSet<String>) -> String {
+    if set.is_empty() {
+        "none".to_string()
+    } else {
+        set.iter().cloned().collect::<Vec<_>>().join(", ")
+    }
+}

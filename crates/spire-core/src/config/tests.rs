@@ -1,0 +1,141 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+
+fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+const BASE: &str = r#"
+[[sources]]
+name = "clicks"
+kind = "synthetic"
+users = 100
+start_date = "2026-10-01"
+
+[[feature_sets]]
+name = "behaviour"
+"#;
+
+#[test]
+fn loads_defaults_and_expands_families() {
+    let dir = project(&[
+        ("spire.toml", BASE),
+        (
+            "segments/a.toml",
+            r#"
+[[segment]]
+name = "reads-{value}"
+kind = "model"
+feature_set = "behaviour"
+for_each = { values = ["tech", "o'reilly"] }
+label = { kind = "future_events", where = "category = '{value}'" }
+"#,
+        ),
+    ]);
+    let p = load_project(dir.path(), &LoadOptions::default()).unwrap();
+    assert!(p.storage.registry.starts_with("sqlite://"));
+    assert_eq!(p.feature_sets[0].windows_days, vec![1, 7, 28]);
+    let family = p.segments[0].expand(&["tech".into(), "o'reilly".into()]);
+    assert_eq!(family[1].name, "reads-o-reilly");
+    match &family[1].kind {
+        SegmentKind::Model(m) => match &m.label {
+            Label::FutureEvents { predicate, horizon_days, .. } => {
+                assert_eq!(predicate, "category = 'o''reilly'");
+                assert_eq!(*horizon_days, 7);
+            }
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn reports_every_problem_with_file_and_key() {
+    let dir = project(&[
+        (
+            "spire.toml",
+            r#"
+[[sources]]
+name = "clicks"
+kind = "kafka"
+
+[[feature_sets]]
+name = "behaviour"
+windows_days = [0, 7]
+aggregations = ["events", "vibes"]
+
+[defaults]
+test_fraction = 2.0
+"#,
+        ),
+        (
+            "segments/bad.toml",
+            r#"
+[[segment]]
+name = "x"
+kind = "model"
+feature_set = "nope"
+label = { kind = "future_events", where = "true", horizon_days = 0 }
+model = { l2 = -1.0 }
+
+[[segment]]
+name = "y"
+kind = "rule"
+combine = "x AND NOT"
+"#,
+        ),
+        ("segments/syntax.toml", "[[segment]\nname = 1"),
+    ]);
+    let err = load_project(dir.path(), &LoadOptions::default()).unwrap_err();
+    let text = err.to_string();
+    for needle in [
+        "sources[0].kind: `kafka`",
+        "feature_sets[0].windows_days",
+        "`vibes`",
+        "defaults.test_fraction",
+        "segment[0].feature_set: unknown feature set `nope`",
+        "segment[0].label.horizon_days",
+        "segment[0].model.l2",
+        "segment[1].combine",
+        "syntax.toml: line 1",
+    ] {
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
+    assert!(err.0.len() >= 9, "{text}");
+}
+
+#[test]
+fn env_sections_and_overrides_apply() {
+    let text = format!("{BASE}\n[env.prod.storage]\nlake = \"s3://bucket/lake\"\n");
+    let dir = project(&[("spire.toml", &text)]);
+    let p = load_project(dir.path(), &LoadOptions { env: Some("prod".into()), overrides: vec![] }).unwrap();
+    assert_eq!(p.storage.lake, "s3://bucket/lake");
+    let err = load_project(dir.path(), &LoadOptions { env: Some("staging".into()), overrides: vec![] }).unwrap_err();
+    assert!(err.to_string().contains("no `[env.staging]` section"));
+    let o = LoadOptions { env: None, overrides: vec![("SPIRE__INTAKE__MAX_FUTURE_SKEW_SECS".into(), "42".into())] };
+    assert_eq!(load_project(dir.path(), &o).unwrap().intake.max_future_skew_secs, 42);
+}
+
+#[test]
+fn missing_project_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = load_project(dir.path(), &LoadOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("spire init"), "{err}");
+}
+
+#[test]
+fn segment_expressions_parse() {
+    let e = SegmentExpr::parse("a AND NOT (b OR c)").unwrap();
+    let mut names = Vec::new();
+    e.names(&mut names);
+    assert_eq!(names, vec!["a", "b", "c"]);
+    assert!(SegmentExpr::parse("a AND").is_err());
+    assert!(SegmentExpr::parse("(a").is_err());
+}

@@ -1,0 +1,11 @@
+//! Spire core: ids, time, error kinds, configuration and segment specs.
+//!
+//! Nothing here touches the lake, the registry or the network; loading a project reads its
+//! config files and validates them (parse → validate → `Valid*` types).
+
+pub mod config;
+pub mod error;
+pub mod schema;
+pub mod time;
+
+pub use error::ErrorKind;

@@ -1,0 +1,21 @@
+//! Raw records and their source positions.
+
+/// Where a record came from: exact enough to find it again and to resume after it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Position {
+    /// The source's name from `spire.toml`.
+    pub source: String,
+    /// The stream within the source: a file path, a Kafka partition, a synthetic day.
+    pub partition: String,
+    /// Offset within the partition: a 1-based line or row number, a Kafka offset.
+    pub offset: i64,
+}
+
+/// One record as the source delivered it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawRecord {
+    /// The exact bytes (a JSON document for every current source).
+    pub payload: Vec<u8>,
+    /// Where it came from.
+    pub position: Position,
+}

@@ -1,0 +1,4 @@
+//! Source implementations. Register new kinds in [`crate::source::build_source`].
+
+pub mod file;
+pub mod synthetic;

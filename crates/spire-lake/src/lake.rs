@@ -1,0 +1,307 @@
+//! The [`Lake`]: open, write, register and query Delta tables.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use deltalake::arrow::array::RecordBatch;
+use deltalake::datafusion::execution::config::SessionConfig;
+use deltalake::datafusion::prelude::{Expr, SessionContext};
+use deltalake::protocol::SaveMode;
+use deltalake::DeltaTable;
+use url::Url;
+
+use crate::error::{LakeError, Result};
+
+/// Delta versions of the tables a piece of work read, by table name.
+pub type TableVersions = BTreeMap<String, i64>;
+
+/// A set of Delta tables under one root.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    root: Url,
+    local_root: Option<PathBuf>,
+}
+
+impl Lake {
+    /// Opens the lake at `root`: a local folder (created if missing) or an object-store URL.
+    pub fn open(root: &str) -> Result<Lake> {
+        if root.contains("://") && !root.starts_with("file://") {
+            let mut url = Url::parse(root)
+                .map_err(|e| LakeError::InvalidInput(format!("lake URL `{root}`: {e}")))?;
+            if !url.path().ends_with('/') {
+                url.set_path(&format!("{}/", url.path()));
+            }
+            return Ok(Lake { root: url, local_root: None });
+        }
+        let path = PathBuf::from(root.trim_start_matches("file://"));
+        std::fs::create_dir_all(&path).map_err(|source| LakeError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let path = path.canonicalize().map_err(|source| LakeError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let root = Url::from_directory_path(&path)
+            .map_err(|_| LakeError::InvalidInput(format!("lake path `{}` is not absolute", path.display())))?;
+        Ok(Lake { root, local_root: Some(path) })
+    }
+
+    /// The lake's root URL.
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// The local folder of a table, when the lake is local.
+    pub fn local_path(&self, table: &str) -> Option<PathBuf> {
+        self.local_root.as_ref().map(|r| r.join(table))
+    }
+
+    /// The URL of a table.
+    pub fn table_url(&self, table: &str) -> Result<Url> {
+        self.root
+            .join(&format!("{table}/"))
+            .map_err(|e| LakeError::InvalidInput(format!("table name `{table}`: {e}")))
+    }
+
+    /// Opens a table at its latest version, or `None` if it has never been written.
+    pub async fn table(&self, table: &str) -> Result<Option<DeltaTable>> {
+        if let Some(path) = self.local_path(table) {
+            if !path.join("_delta_log").is_dir() {
+                return Ok(None);
+            }
+        }
+        let url = self.table_url(table)?;
+        let t = DeltaTable::try_from_url(url).await.map_err(|source| delta(table, source))?;
+        Ok(version_of(&t).map(|_| t))
+    }
+
+    /// Opens a table that must exist, with a hint naming the command that creates it.
+    pub async fn require(&self, table: &str, hint: &str) -> Result<DeltaTable> {
+        self.table(table).await?.ok_or_else(|| LakeError::NotFound {
+            table: table.to_string(),
+            hint: hint.to_string(),
+        })
+    }
+
+    /// The latest version of a table, or `None` if it does not exist.
+    pub async fn version(&self, table: &str) -> Result<Option<i64>> {
+        Ok(self.table(table).await?.and_then(|t| version_of(&t)))
+    }
+
+    async fn writable(&self, table: &str) -> Result<DeltaTable> {
+        if let Some(path) = self.local_path(table) {
+            std::fs::create_dir_all(&path).map_err(|source| LakeError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        }
+        let url = self.table_url(table)?;
+        DeltaTable::try_from_url(url).await.map_err(|source| delta(table, source))
+    }
+
+    /// Appends batches in one commit (creating the table, partitioned by `partition_by`, if
+    /// needed) and returns the new version. Empty input commits nothing and returns the
+    /// current version.
+    pub async fn append(&self, table: &str, batches: Vec<RecordBatch>, partition_by: &[&str]) -> Result<Option<i64>> {
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            return self.version(table).await;
+        }
+        let batches = normalize_all(batches)?;
+        let t = self.writable(table).await?;
+        let mut w = t.write(batches).with_save_mode(SaveMode::Append);
+        if !partition_by.is_empty() {
+            w = w.with_partition_columns(partition_by.iter().map(|s| s.to_string()));
+        }
+        let t = w.await.map_err(|source| delta(table, source))?;
+        Ok(version_of(&t))
+    }
+
+    /// Appends batches in one commit that also records application transactions
+    /// `(app_id, version)`: the checkpoint of each stream the rows came from. Readers recover
+    /// a stream's position with [`Lake::txn_version`]; the commit and the checkpoint are one
+    /// atomic Delta commit, so a crash never separates rows from their checkpoint.
+    pub async fn append_with_txns(
+        &self,
+        table: &str,
+        batches: Vec<RecordBatch>,
+        partition_by: &[&str],
+        txns: &[(String, i64)],
+    ) -> Result<Option<i64>> {
+        if txns.is_empty() {
+            return self.append(table, batches, partition_by).await;
+        }
+        let batches = normalize_all(batches)?;
+        let t = self.writable(table).await?;
+        let props = deltalake::kernel::transaction::CommitProperties::default().with_application_transactions(
+            txns.iter()
+                .map(|(id, v)| deltalake::kernel::Transaction::new(id, *v))
+                .collect(),
+        );
+        let mut w = t.write(batches).with_save_mode(SaveMode::Append).with_commit_properties(props);
+        if !partition_by.is_empty() {
+            w = w.with_partition_columns(partition_by.iter().map(|s| s.to_string()));
+        }
+        let t = w.await.map_err(|source| delta(table, source))?;
+        Ok(version_of(&t))
+    }
+
+    /// The last version recorded for application transaction `app_id` in `table`.
+    pub async fn txn_version(&self, table: &str, app_id: &str) -> Result<Option<i64>> {
+        let Some(t) = self.table(table).await? else {
+            return Ok(None);
+        };
+        let snapshot = t.snapshot().map_err(|source| delta(table, source))?;
+        snapshot
+            .transaction_version(t.log_store().as_ref(), app_id)
+            .await
+            .map_err(|source| delta(table, source))
+    }
+
+    /// The last versions recorded for several application transactions of one table,
+    /// loading the table once. Missing ids are absent from the map.
+    pub async fn txn_versions(&self, table: &str, app_ids: &[String]) -> Result<BTreeMap<String, i64>> {
+        let mut out = BTreeMap::new();
+        let Some(t) = self.table(table).await? else {
+            return Ok(out);
+        };
+        let snapshot = t.snapshot().map_err(|source| delta(table, source))?;
+        for id in app_ids {
+            if let Some(v) = snapshot
+                .transaction_version(t.log_store().as_ref(), id)
+                .await
+                .map_err(|source| delta(table, source))?
+            {
+                out.insert(id.clone(), v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces, in one commit, the rows matching `replace_where` (or the whole table when
+    /// `None`) with `batches`, and returns the new version.
+    pub async fn overwrite(
+        &self,
+        table: &str,
+        batches: Vec<RecordBatch>,
+        partition_by: &[&str],
+        replace_where: Option<Expr>,
+    ) -> Result<Option<i64>> {
+        let batches = normalize_all(batches)?;
+        let t = self.writable(table).await?;
+        let mut w = t.write(batches).with_save_mode(SaveMode::Overwrite);
+        if !partition_by.is_empty() {
+            w = w.with_partition_columns(partition_by.iter().map(|s| s.to_string()));
+        }
+        if let Some(p) = replace_where {
+            w = w.with_replace_where(p);
+        }
+        let t = w.await.map_err(|source| delta(table, source))?;
+        Ok(version_of(&t))
+    }
+
+    /// A new DataFusion session sized for this machine.
+    pub fn session(&self) -> SessionContext {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let config = SessionConfig::new()
+            .with_target_partitions(threads)
+            .with_information_schema(true);
+        SessionContext::new_with_config(config)
+    }
+
+    /// Registers `table` in `ctx` under `alias` at its latest version; returns that version,
+    /// or `None` (nothing registered) if the table does not exist.
+    pub async fn register_as(&self, ctx: &SessionContext, table: &str, alias: &str) -> Result<Option<i64>> {
+        let Some(t) = self.table(table).await? else {
+            return Ok(None);
+        };
+        t.update_datafusion_session(&ctx.state()).map_err(|source| delta(table, source))?;
+        let provider = t.table_provider().await.map_err(|source| LakeError::Query {
+            context: format!("reading table `{table}`"),
+            source,
+        })?;
+        let _ = ctx.deregister_table(alias);
+        ctx.register_table(alias, provider).map_err(|source| LakeError::Query {
+            context: format!("registering table `{table}`"),
+            source,
+        })?;
+        Ok(version_of(&t))
+    }
+
+    /// Registers every table of the lake under its own name; returns the versions read.
+    pub async fn register_all(&self, ctx: &SessionContext) -> Result<TableVersions> {
+        let mut versions = TableVersions::new();
+        for name in self.list_tables()? {
+            if let Some(v) = self.register_as(ctx, &name, &name).await? {
+                versions.insert(name, v);
+            }
+        }
+        Ok(versions)
+    }
+
+    /// Names of the tables in a local lake (folders holding a `_delta_log`).
+    pub fn list_tables(&self) -> Result<Vec<String>> {
+        let Some(root) = &self.local_root else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let entries = std::fs::read_dir(root).map_err(|source| LakeError::Io {
+            path: root.display().to_string(),
+            source,
+        })?;
+        for e in entries.flatten() {
+            if e.path().join("_delta_log").is_dir() {
+                out.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// URIs of the active data files of a table (empty if it does not exist).
+    pub async fn file_uris(&self, table: &str) -> Result<Vec<String>> {
+        let Some(t) = self.table(table).await? else {
+            return Ok(Vec::new());
+        };
+        let uris = t.get_file_uris().map_err(|source| delta(table, source))?;
+        Ok(uris.collect())
+    }
+
+    /// Runs a query and collects its batches; when it returns no rows, one empty batch with
+    /// the query's schema is returned, so the result can always be written.
+    pub async fn query_for_write(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
+        let df = ctx.sql(sql).await.map_err(|source| query_error(sql, source))?;
+        let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+        let mut batches = df.collect().await.map_err(|source| query_error(sql, source))?;
+        batches.retain(|b| b.num_rows() > 0);
+        if batches.is_empty() {
+            batches.push(RecordBatch::new_empty(schema));
+        }
+        Ok(batches)
+    }
+
+    /// Runs a query and collects its batches.
+    pub async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
+        let df = ctx.sql(sql).await.map_err(|source| query_error(sql, source))?;
+        df.collect().await.map_err(|source| query_error(sql, source))
+    }
+}
+
+fn query_error(sql: &str, source: deltalake::datafusion::error::DataFusionError) -> LakeError {
+    let short: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    let short = if short.len() > 200 { format!("{}…", &short[..short.floor_char_boundary(200)]) } else { short };
+    LakeError::Query { context: format!("query `{short}`"), source }
+}
+
+fn delta(table: &str, source: deltalake::DeltaTableError) -> LakeError {
+    LakeError::Delta { table: table.to_string(), source }
+}
+
+/// A table's loaded version as the signed integer the registry records.
+fn version_of(t: &DeltaTable) -> Option<i64> {
+    t.version().and_then(|v| i64::try_from(v).ok())
+}
+
+fn normalize_all(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    batches.into_iter().map(crate::columns::normalize).collect()
+}

@@ -1,0 +1,180 @@
+//! Fitted models behind one trait, their self-describing serialized form, and the loader.
+//!
+//! Adding a model flavor means implementing [`Predictor`] for it and adding one row to
+//! the `FLAVORS` table; nothing else dispatches on flavor names.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::MlError;
+use crate::linear::LogisticRegression;
+use crate::matrix::Matrix;
+
+/// A fitted model that scores rows: calibrated probabilities of the positive class.
+///
+/// Contract:
+/// - `predict_proba` returns one probability in `[0, 1]` per row of `x`, in row order. It is
+///   pure and deterministic: the same model (including one reloaded from its artifact) and the
+///   same rows give bit-identical results, whatever the thread count.
+/// - `x` must have exactly `feature_names().len()` columns in `feature_names()` order, else
+///   [`MlError::Shape`]; NaN or infinite cells are rejected with [`MlError::NonFinite`].
+/// - `to_artifact` captures everything `predict_proba` needs; [`load_predictor`] on the
+///   result gives a predictor with the same flavor, feature names and predictions.
+/// - Implementations are immutable after fitting, so they are `Send + Sync` and can score
+///   from many threads at once.
+pub trait Predictor: Send + Sync {
+    /// The flavor name stored in artifacts, e.g. `"logistic_regression"`.
+    fn flavor(&self) -> &'static str;
+
+    /// The columns the model expects, in order.
+    fn feature_names(&self) -> &[String];
+
+    /// Probability of the positive class for each row of `x`.
+    fn predict_proba(&self, x: &Matrix) -> Result<Vec<f64>, MlError>;
+
+    /// The model's serialized form.
+    fn to_artifact(&self) -> Result<Artifact, MlError>;
+}
+
+/// Validated hyper-parameters that fit a model (the linfa pattern: only checked params fit).
+///
+/// Contract: `fit` does not mutate `self`, is deterministic for the same inputs, and checks
+/// its inputs (shapes, finiteness, classes) before any work, returning an [`MlError`] instead
+/// of panicking on bad data. The returned model's `feature_names()` equals `feature_names`.
+pub trait Fit {
+    /// The fitted model type.
+    type Model: Predictor;
+
+    /// Fits a model on `x` (rows × features) and labels `y` (`true` = positive class).
+    fn fit(&self, x: &Matrix, y: &[bool], feature_names: &[String])
+        -> Result<Self::Model, MlError>;
+}
+
+/// A self-describing serialized model: flavor, payload format version, the expected feature
+/// columns and the flavor-specific payload.
+///
+/// `format_version` is per flavor and is bumped whenever a payload change would be
+/// misread by an older reader; readers reject versions newer than they know.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Artifact {
+    /// The model flavor, e.g. `"logistic_regression"`.
+    pub flavor: String,
+    /// The payload format version of this flavor (starting at 1).
+    pub format_version: u32,
+    /// The columns the model expects, in order.
+    pub feature_names: Vec<String>,
+    /// Flavor-specific model state.
+    pub payload: serde_json::Value,
+}
+
+impl Artifact {
+    /// Serializes to pretty-printed JSON. Floats round-trip exactly through
+    /// [`Artifact::from_bytes`] (shortest representation on write, correctly rounded parsing
+    /// on read), so a reloaded model predicts bit-identically.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, MlError> {
+        serde_json::to_vec_pretty(self)
+            .map_err(|e| MlError::Artifact(format!("cannot serialize artifact: {e}")))
+    }
+
+    /// Parses bytes written by [`Artifact::to_bytes`]; [`MlError::Artifact`] if they are not
+    /// a JSON artifact. The payload is checked only when the artifact is loaded.
+    pub fn from_bytes(b: &[u8]) -> Result<Artifact, MlError> {
+        serde_json::from_slice(b)
+            .map_err(|e| MlError::Artifact(format!("not a model artifact (JSON): {e}")))
+    }
+}
+
+/// Builds a predictor from an artifact whose flavor and version were already checked.
+type Loader = fn(&Artifact) -> Result<Box<dyn Predictor>, MlError>;
+
+/// The one registration point: `(flavor, newest format version, loader)` per known flavor.
+const FLAVORS: &[(&str, u32, Loader)] = &[(
+    LogisticRegression::FLAVOR,
+    LogisticRegression::FORMAT_VERSION,
+    |a| Ok(Box::new(LogisticRegression::from_artifact(a)?)),
+)];
+
+/// The flavors [`load_predictor`] understands.
+pub fn known_flavors() -> Vec<String> {
+    FLAVORS.iter().map(|(f, _, _)| f.to_string()).collect()
+}
+
+/// Loads any known flavor without the caller knowing the concrete type.
+///
+/// Fails with [`MlError::UnknownFlavor`] (listing the known ones) for an unregistered flavor,
+/// [`MlError::UnsupportedFormatVersion`] for a version newer than this build reads (or 0), and
+/// [`MlError::Artifact`] when the payload is malformed or inconsistent.
+pub fn load_predictor(a: &Artifact) -> Result<Box<dyn Predictor>, MlError> {
+    let Some((flavor, supported, load)) = FLAVORS.iter().find(|(f, _, _)| *f == a.flavor) else {
+        return Err(MlError::UnknownFlavor {
+            flavor: a.flavor.clone(),
+            known: known_flavors(),
+        });
+    };
+    if a.format_version == 0 || a.format_version > *supported {
+        return Err(MlError::UnsupportedFormatVersion {
+            flavor: flavor.to_string(),
+            found: a.format_version,
+            supported: *supported,
+        });
+    }
+    load(a)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_round_trip_exactly_through_json() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut values: Vec<f64> = (0..20_000)
+            .map(|_| f64::from_bits(rng.random::<u64>()))
+            .filter(|v| v.is_finite())
+            .collect();
+        values.extend((0..20_000).map(|_| rng.random::<f64>() * 2.0 - 1.0));
+        values.extend([f64::MIN_POSITIVE, 5e-324, f64::MAX, -0.0, 0.1, 1.0 / 3.0]);
+        let a = Artifact {
+            flavor: "x".into(),
+            format_version: 1,
+            feature_names: vec![],
+            payload: serde_json::json!(values),
+        };
+        let back = Artifact::from_bytes(&a.to_bytes().unwrap()).unwrap();
+        let parsed: Vec<f64> = serde_json::from_value(back.payload).unwrap();
+        for (v, p) in values.iter().zip(&parsed) {
+            assert_eq!(v.to_bits(), p.to_bits(), "{v:e} came back as {p:e}");
+        }
+    }
+
+    #[test]
+    fn unknown_flavor_and_version() {
+        let mut a = Artifact {
+            flavor: "gbdt".into(),
+            format_version: 1,
+            feature_names: vec![],
+            payload: serde_json::Value::Null,
+        };
+        let err = load_predictor(&a).err().unwrap();
+        assert!(matches!(err, MlError::UnknownFlavor { ref known, .. } if known.len() == 1));
+        a.flavor = LogisticRegression::FLAVOR.into();
+        a.format_version = 99;
+        let err = load_predictor(&a).err().unwrap().to_string();
+        assert!(
+            err.contains("format_version 99") && err.contains("1..=1"),
+            "{err}"
+        );
+        a.format_version = 1;
+        let err = load_predictor(&a).err().unwrap();
+        assert!(matches!(err, MlError::Artifact(_)), "{err}");
+    }
+
+    #[test]
+    fn garbage_bytes_are_an_artifact_error() {
+        assert!(matches!(
+            Artifact::from_bytes(b"not json"),
+            Err(MlError::Artifact(_))
+        ));
+    }
+}

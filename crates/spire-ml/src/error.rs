@@ -1,0 +1,122 @@
+//! The one error type of the model library.
+
+use spire_core::ErrorKind;
+
+/// Everything that can go wrong while building matrices, fitting, scoring or loading models.
+///
+/// Messages say what was wrong and where (parameter, row, column, flavor) and, where it helps,
+/// what to do about it.
+#[derive(thiserror::Error, Debug)]
+pub enum MlError {
+    /// A hyper-parameter is outside its allowed range.
+    #[error("{param} = {value}: must be {allowed}")]
+    InvalidParam {
+        /// The parameter's name, as spelled in the params struct.
+        param: &'static str,
+        /// The rejected value, formatted for display.
+        value: String,
+        /// The allowed range, e.g. `">= 0 and finite"`.
+        allowed: &'static str,
+    },
+    /// Inputs whose sizes do not fit together (rows vs labels, columns vs feature names, ...).
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// The training labels contain one class only; the payload is that class.
+    #[error(
+        "training labels contain only one class (every label is {0}); \
+         a classifier needs both positive and negative rows"
+    )]
+    SingleClass(bool),
+    /// An input value is NaN or infinite.
+    #[error(
+        "non-finite value {value} at row {row}, column {col} ({what}); clean or impute it first"
+    )]
+    NonFinite {
+        /// What was being read: `"training matrix"`, `"scoring matrix"`, ...
+        what: &'static str,
+        /// Zero-based row index.
+        row: usize,
+        /// Zero-based column index.
+        col: usize,
+        /// The offending value.
+        value: f64,
+    },
+    /// The optimisation could not proceed (e.g. a singular Hessian without regularisation).
+    #[error("numerical failure: {0}")]
+    Numerical(String),
+    /// A serialized model is malformed or inconsistent.
+    #[error("invalid model artifact: {0}")]
+    Artifact(String),
+    /// An artifact names a model flavor this build does not know.
+    #[error("unknown model flavor {flavor:?}; this build knows: {}", known.join(", "))]
+    UnknownFlavor {
+        /// The flavor named in the artifact.
+        flavor: String,
+        /// The flavors this build can load.
+        known: Vec<String>,
+    },
+    /// An artifact was written by a newer (or unknown) format version of a known flavor.
+    #[error(
+        "{flavor} artifact has format_version {found}, but this build reads versions \
+         1..={supported}; upgrade Spire to load it"
+    )]
+    UnsupportedFormatVersion {
+        /// The artifact's flavor.
+        flavor: String,
+        /// The version found in the artifact.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+}
+
+impl MlError {
+    /// The coarse category of this error, for HTTP status codes and exit codes.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            MlError::InvalidParam { .. }
+            | MlError::Shape(_)
+            | MlError::SingleClass(_)
+            | MlError::NonFinite { .. }
+            | MlError::Numerical(_)
+            | MlError::Artifact(_)
+            | MlError::UnknownFlavor { .. }
+            | MlError::UnsupportedFormatVersion { .. } => ErrorKind::InvalidInput,
+        }
+    }
+
+    /// Shorthand for an [`MlError::InvalidParam`].
+    pub(crate) fn invalid_param(
+        param: &'static str,
+        value: impl std::fmt::Display,
+        allowed: &'static str,
+    ) -> MlError {
+        MlError::InvalidParam {
+            param,
+            value: value.to_string(),
+            allowed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_param_message_names_param_and_range() {
+        let e = MlError::invalid_param("l2", -1.0, ">= 0 and finite");
+        assert_eq!(e.to_string(), "l2 = -1: must be >= 0 and finite");
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn unknown_flavor_lists_known() {
+        let e = MlError::UnknownFlavor {
+            flavor: "gbdt".into(),
+            known: vec!["logistic_regression".into()],
+        };
+        assert!(e.to_string().contains("\"gbdt\""));
+        assert!(e.to_string().contains("logistic_regression"));
+    }
+}

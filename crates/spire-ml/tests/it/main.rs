@@ -1,0 +1,7 @@
+//! Integration tests of spire-ml through its public API only.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod artifact;
+mod bank;
+mod metrics;
+mod split;

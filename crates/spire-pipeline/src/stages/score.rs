@@ -1,0 +1,258 @@
+//! Score → threshold → segments: every user of a snapshot, every selected segment.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use spire_core::config::{SegmentExpr, SegmentKind, Threshold};
+use spire_core::time::days_since_epoch;
+use spire_features::dataset::{self, FeatureMatrix};
+use spire_lake::arrow::array::{Date32Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use spire_lake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use spire_lake::datafusion::prelude::{col, lit};
+use spire_lake::datafusion::scalar::ScalarValue;
+use spire_lake::tables::{SCORES, SEGMENTS};
+use spire_ml::Matrix;
+
+use crate::error::{PipelineError, Result};
+use crate::progress::Progress;
+use crate::segments::ResolvedSegment;
+use crate::stages::train::load_artifact;
+use crate::workspace::Workspace;
+
+/// One segment's scoring outcome.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ScoreOutcome {
+    /// Segment.
+    pub segment: String,
+    /// Snapshot date scored.
+    pub as_of: NaiveDate,
+    /// Champion version used (model segments).
+    pub model_version: Option<i64>,
+    /// Users eligible.
+    pub eligible: usize,
+    /// Members written.
+    pub members: usize,
+    /// Lowest member score (model segments).
+    pub threshold: Option<f64>,
+    /// Why a segment was skipped, if it was.
+    pub skipped: Option<String>,
+}
+
+/// Memberships of one segment.
+struct Members {
+    users: Vec<(String, f64)>,
+    model_version: Option<i64>,
+    all_scores: Option<Vec<(String, f64)>>,
+}
+
+/// Schema of the `segments` table.
+pub fn segments_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Utf8, false),
+        Field::new("segment", DataType::Utf8, false),
+        Field::new("score", DataType::Float64, false),
+        Field::new("model_version", DataType::Int64, true),
+        Field::new("as_of", DataType::Date32, false),
+    ]))
+}
+
+/// Scores `segments` on the snapshot as of `as_of` (the latest snapshot of each feature set
+/// when `None`) and writes their memberships as one new version of `segments` (replacing
+/// any earlier rows of the same segments and date, so a re-run never duplicates).
+pub async fn score(
+    ws: &Workspace,
+    segments: &[ResolvedSegment],
+    as_of: Option<NaiveDate>,
+    progress: &dyn Progress,
+) -> Result<(Vec<ScoreOutcome>, Option<i64>)> {
+    progress.start("score", segments.len() as u64);
+    let mut snapshots: HashMap<String, (spire_lake::datafusion::prelude::SessionContext, FeatureMatrix)> = HashMap::new();
+    let mut members: BTreeMap<String, Members> = BTreeMap::new();
+    let mut outcomes = Vec::new();
+    let mut date: Option<NaiveDate> = as_of;
+    for s in segments.iter().filter(|s| !matches!(s.spec.kind, SegmentKind::RuleCombine { .. })) {
+        let fs = &s.spec.feature_set;
+        if !snapshots.contains_key(fs) {
+            let (ctx, v) = dataset::features_session(&ws.lake, fs).await?;
+            let d = match as_of {
+                Some(d) => d,
+                None => dataset::latest_as_of(&ctx).await?.ok_or_else(|| {
+                    PipelineError::NotFound(format!("feature set `{fs}` has no snapshot: run `spire features build`"))
+                })?,
+            };
+            let m = dataset::load(&ctx, fs, v, d).await?;
+            snapshots.insert(fs.clone(), (ctx, m));
+        }
+        let Some((ctx, m)) = snapshots.get(fs) else { continue };
+        date = Some(date.map_or(m.as_of, |d| d.max(m.as_of)));
+        let name = &s.spec.name;
+        let (result, eligible_n) = match &s.spec.kind {
+            SegmentKind::RulePredicate { predicate } => {
+                let users = dataset::eligible(ctx, m.as_of, predicate, name).await?;
+                let n = users.len();
+                let mut users: Vec<(String, f64)> = users.into_iter().map(|u| (u, 1.0)).collect();
+                users.sort_by(|a, b| a.0.cmp(&b.0));
+                (Members { users, model_version: None, all_scores: None }, m.user_ids.len().max(n))
+            }
+            SegmentKind::Model(spec) => {
+                let Some(champion) = ws.registry.get_alias(name, "champion").await.ok().flatten() else {
+                    outcomes.push(ScoreOutcome {
+                        segment: name.clone(),
+                        as_of: m.as_of,
+                        model_version: None,
+                        eligible: 0,
+                        members: 0,
+                        threshold: None,
+                        skipped: Some("no champion yet (never trained, or no version passed the gate)".into()),
+                    });
+                    continue;
+                };
+                let model = load_artifact(&champion.artifact_uri, name)?;
+                let x = aligned_matrix(m, model.feature_names(), name)?;
+                let scores = model.predict_proba(&x).map_err(|source| PipelineError::Model { segment: name.clone(), source })?;
+                let eligible: Option<HashSet<String>> = match &spec.eligibility {
+                    Some(p) => Some(dataset::eligible(ctx, m.as_of, p, name).await?),
+                    None => None,
+                };
+                let mut scored: Vec<(String, f64)> = m
+                    .user_ids
+                    .iter()
+                    .zip(&scores)
+                    .filter(|(u, _)| eligible.as_ref().is_none_or(|e| e.contains(*u)))
+                    .map(|(u, p)| (u.clone(), *p))
+                    .collect();
+                let n = scored.len();
+                let all_scores = s.spec.output.write_scores.then(|| scored.clone());
+                scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                let keep = match s.spec.output.threshold {
+                    Threshold::TopFraction(f) => ((n as f64) * f).ceil() as usize,
+                    Threshold::MinScore(t) => scored.iter().take_while(|(_, p)| *p >= t).count(),
+                };
+                scored.truncate(keep.min(n));
+                (Members { users: scored, model_version: Some(champion.version), all_scores }, n)
+            }
+            SegmentKind::RuleCombine { .. } => continue,
+        };
+        outcomes.push(ScoreOutcome {
+            segment: name.clone(),
+            as_of: m.as_of,
+            model_version: result.model_version,
+            eligible: eligible_n,
+            members: result.users.len(),
+            threshold: result.model_version.and(result.users.last().map(|u| u.1)),
+            skipped: None,
+        });
+        members.insert(name.clone(), result);
+        progress.update("score", outcomes.len() as u64);
+    }
+    let universe: HashSet<String> = snapshots.values().flat_map(|(_, m)| m.user_ids.iter().cloned()).collect();
+    for s in segments {
+        if let SegmentKind::RuleCombine { expr } = &s.spec.kind {
+            let set = evaluate(expr, &members, &universe).map_err(PipelineError::InvalidInput)?;
+            let mut users: Vec<(String, f64)> = set.into_iter().map(|u| (u, 1.0)).collect();
+            users.sort_by(|a, b| a.0.cmp(&b.0));
+            outcomes.push(ScoreOutcome {
+                segment: s.spec.name.clone(),
+                as_of: date.unwrap_or_default(),
+                model_version: None,
+                eligible: universe.len(),
+                members: users.len(),
+                threshold: None,
+                skipped: None,
+            });
+            members.insert(s.spec.name.clone(), Members { users, model_version: None, all_scores: None });
+        }
+    }
+    let Some(date) = date else {
+        progress.finish("score", "nothing to score");
+        return Ok((outcomes, None));
+    };
+    let version = write(ws, &members, date).await?;
+    let total: usize = outcomes.iter().map(|o| o.members).sum();
+    progress.finish("score", &format!("{} segments scored as of {date}: {total} memberships", members.len()));
+    Ok((outcomes, version))
+}
+
+fn evaluate(expr: &SegmentExpr, members: &BTreeMap<String, Members>, universe: &HashSet<String>) -> Result<HashSet<String>, String> {
+    Ok(match expr {
+        SegmentExpr::Segment(n) => members
+            .get(n)
+            .ok_or_else(|| format!("segment `{n}` has no memberships in this run (is it trained and scored?)"))?
+            .users
+            .iter()
+            .map(|(u, _)| u.clone())
+            .collect(),
+        SegmentExpr::And(a, b) => {
+            let b = evaluate(b, members, universe)?;
+            evaluate(a, members, universe)?.into_iter().filter(|u| b.contains(u)).collect()
+        }
+        SegmentExpr::Or(a, b) => {
+            let mut a = evaluate(a, members, universe)?;
+            a.extend(evaluate(b, members, universe)?);
+            a
+        }
+        SegmentExpr::Not(a) => {
+            let a = evaluate(a, members, universe)?;
+            universe.iter().filter(|u| !a.contains(*u)).cloned().collect()
+        }
+    })
+}
+
+/// The snapshot's columns in the order the model expects; a missing column is an error
+/// telling the user to retrain.
+fn aligned_matrix(m: &FeatureMatrix, names: &[String], segment: &str) -> Result<Matrix> {
+    let index: HashMap<&str, usize> = m.columns.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+    let idx: Vec<usize> = names
+        .iter()
+        .map(|n| {
+            index.get(n.as_str()).copied().ok_or_else(|| {
+                PipelineError::InvalidInput(format!(
+                    "segment `{segment}`: the champion expects feature `{n}`, which snapshot {} of `{}` lacks; retrain with `spire run {segment}`",
+                    m.as_of, m.feature_set
+                ))
+            })
+        })
+        .collect::<Result<_>>()?;
+    let ncol = m.columns.len();
+    let mut data = Vec::with_capacity(m.user_ids.len() * idx.len());
+    for r in 0..m.user_ids.len() {
+        let row = &m.values[r * ncol..(r + 1) * ncol];
+        data.extend(idx.iter().map(|i| row[*i]));
+    }
+    Matrix::new(m.user_ids.len(), idx.len(), data).map_err(|source| PipelineError::Model { segment: segment.into(), source })
+}
+
+fn batch(rows: &[(String, String, f64, Option<i64>)], date: i32) -> Result<RecordBatch> {
+    RecordBatch::try_new(
+        segments_schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0.as_str()))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1.as_str()))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))),
+            Arc::new(Int64Array::from(rows.iter().map(|r| r.3).collect::<Vec<_>>())),
+            Arc::new(Date32Array::from(vec![date; rows.len()])),
+        ],
+    )
+    .map_err(|source| PipelineError::Lake(spire_lake::LakeError::Arrow { context: "segments batch".into(), source }))
+}
+
+async fn write(ws: &Workspace, members: &BTreeMap<String, Members>, date: NaiveDate) -> Result<Option<i64>> {
+    let d = days_since_epoch(date);
+    let mut rows = Vec::new();
+    let mut scores = Vec::new();
+    for (segment, m) in members {
+        rows.extend(m.users.iter().map(|(u, p)| (u.clone(), segment.clone(), *p, m.model_version)));
+        if let Some(all) = &m.all_scores {
+            scores.extend(all.iter().map(|(u, p)| (u.clone(), segment.clone(), *p, m.model_version)));
+        }
+    }
+    let names: Vec<_> = members.keys().map(|s| lit(s.as_str())).collect();
+    let predicate = col("as_of").eq(lit(ScalarValue::Date32(Some(d)))).and(col("segment").in_list(names, false));
+    let version = ws.lake.overwrite(SEGMENTS, vec![batch(&rows, d)?], &["as_of"], Some(predicate.clone())).await?;
+    if !scores.is_empty() {
+        ws.lake.overwrite(SCORES, vec![batch(&scores, d)?], &["as_of"], Some(predicate)).await?;
+    }
+    Ok(version)
+}

@@ -1,0 +1,304 @@
+//! Train → evaluate → register → gate, for the model segments of one or more families.
+//!
+//! Segments sharing a feature set share one snapshot: the matrix is loaded once, labels of
+//! every segment are computed in one pass per horizon, and each segment is fitted on its
+//! eligible users, split by a stable hash of `user_id` (stratified by label).
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use spire_core::config::{Label, ModelSpec, SegmentKind};
+use spire_features::dataset::{self, FeatureMatrix};
+use spire_features::labels::{self, FutureEventsLabel};
+use spire_lake::tables::EVENTS;
+use spire_ml::{Artifact, LogisticRegressionParams, Matrix, Predictor};
+use spire_registry::{NewRun, RunStatus, TableInput};
+
+use crate::error::{PipelineError, Result};
+use crate::progress::Progress;
+use crate::segments::ResolvedSegment;
+use crate::workspace::Workspace;
+
+/// Test-set metrics of one fitted segment model.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Evaluation {
+    /// ROC AUC on held-out users.
+    pub auc: f64,
+    /// Average precision on held-out users.
+    pub pr_auc: f64,
+    /// Log loss on held-out users.
+    pub log_loss: f64,
+    /// Brier score on held-out users.
+    pub brier: f64,
+    /// Training rows.
+    pub n_train: usize,
+    /// Test rows.
+    pub n_test: usize,
+    /// Positives among training rows.
+    pub positives_train: usize,
+    /// Positives among test rows.
+    pub positives_test: usize,
+    /// Solver iterations.
+    pub iterations: usize,
+}
+
+/// One segment's training outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainOutcome {
+    /// Segment.
+    pub segment: String,
+    /// Family.
+    pub family: String,
+    /// Registry run.
+    pub run_id: String,
+    /// Registered model version.
+    pub model_version: i64,
+    /// Training snapshot date.
+    pub as_of: NaiveDate,
+    /// Test metrics.
+    pub evaluation: Evaluation,
+    /// Whether the gate passed (and `champion` moved to this version).
+    pub promoted: bool,
+    /// The gate's verdict in words.
+    pub gate: String,
+    /// Held-out users, with their labels (for external checks such as the demo's oracle).
+    #[serde(skip)]
+    pub test_users: Vec<(String, bool)>,
+}
+
+/// A fitted, evaluated model before registration.
+pub struct Fitted {
+    /// The model.
+    pub model: spire_ml::LogisticRegression,
+    /// Its evaluation.
+    pub evaluation: Evaluation,
+    /// Held-out users with labels.
+    pub test_users: Vec<(String, bool)>,
+}
+
+/// Fits one model on the rows of `m` selected by `rows`, with labels `y` (aligned with
+/// `rows`), evaluating on a stratified held-out split keyed by user id.
+pub fn fit_and_evaluate(
+    segment: &str,
+    m: &FeatureMatrix,
+    rows: &[usize],
+    y: &[bool],
+    spec: &ModelSpec,
+    test_fraction: f64,
+    seed: u64,
+) -> Result<Fitted> {
+    let model_err = |source| PipelineError::Model { segment: segment.to_string(), source };
+    let keys: Vec<&str> = rows.iter().map(|r| m.user_ids[*r].as_str()).collect();
+    let split = spire_ml::stratified_split(&keys, y, test_fraction, seed).map_err(model_err)?;
+    let ncol = m.columns.len();
+    let gather = |idx: &[usize]| -> Result<Matrix> {
+        let mut data = Vec::with_capacity(idx.len() * ncol);
+        for i in idx {
+            let r = rows[*i];
+            data.extend_from_slice(&m.values[r * ncol..(r + 1) * ncol]);
+        }
+        Matrix::new(idx.len(), ncol, data).map_err(model_err)
+    };
+    let x_train = gather(&split.train)?;
+    let y_train: Vec<bool> = split.train.iter().map(|i| y[*i]).collect();
+    let x_test = gather(&split.test)?;
+    let y_test: Vec<bool> = split.test.iter().map(|i| y[*i]).collect();
+    let params = LogisticRegressionParams { l2: spec.l2, max_iter: spec.max_iter, ..Default::default() };
+    let model = params.validate().and_then(|p| p.fit(&x_train, &y_train, &m.columns)).map_err(model_err)?;
+    let p = model.predict_proba(&x_test).map_err(model_err)?;
+    let evaluation = Evaluation {
+        auc: spire_ml::roc_auc(&y_test, &p).unwrap_or(f64::NAN),
+        pr_auc: spire_ml::average_precision(&y_test, &p).unwrap_or(f64::NAN),
+        log_loss: spire_ml::log_loss(&y_test, &p),
+        brier: spire_ml::brier_score(&y_test, &p),
+        n_train: y_train.len(),
+        n_test: y_test.len(),
+        positives_train: y_train.iter().filter(|v| **v).count(),
+        positives_test: y_test.iter().filter(|v| **v).count(),
+        iterations: model.iterations(),
+    };
+    let test_users = split.test.iter().map(|i| (keys[*i].to_string(), y[*i])).collect();
+    Ok(Fitted { model, evaluation, test_users })
+}
+
+/// The latest `as_of` at which every label of `segments` has a complete horizon.
+pub async fn default_train_as_of(ws: &Workspace, segments: &[ResolvedSegment]) -> Result<NaiveDate> {
+    let end = crate::stages::features::default_as_of(ws).await?;
+    let horizon = segments
+        .iter()
+        .filter_map(|s| match &s.spec.kind {
+            SegmentKind::Model(ModelSpec { label: Label::FutureEvents { horizon_days, .. }, .. }) => Some(*horizon_days),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    Ok(end - chrono::Duration::days(i64::from(horizon)))
+}
+
+/// Trains every model segment in `segments` as of `as_of` (snapshots must exist).
+pub async fn train(ws: &Workspace, segments: &[ResolvedSegment], as_of: NaiveDate, progress: &dyn Progress) -> Result<Vec<TrainOutcome>> {
+    let mut by_fs: BTreeMap<String, Vec<(&ResolvedSegment, &ModelSpec)>> = BTreeMap::new();
+    for s in segments {
+        if let SegmentKind::Model(m) = &s.spec.kind {
+            by_fs.entry(s.spec.feature_set.clone()).or_default().push((s, m));
+        }
+    }
+    let total: usize = by_fs.values().map(Vec::len).sum();
+    progress.start("train", total as u64);
+    let mut out = Vec::new();
+    for (fs, group) in by_fs {
+        let (ctx, features_version) = dataset::features_session(&ws.lake, &fs).await?;
+        let m = dataset::load(&ctx, &fs, features_version, as_of).await?;
+        let events_version = ws.lake.register_as(&ctx, EVENTS, "events").await?.unwrap_or(-1);
+        let future: Vec<FutureEventsLabel> = group
+            .iter()
+            .filter_map(|(s, spec)| match &spec.label {
+                Label::FutureEvents { predicate, min_count, horizon_days } => Some(FutureEventsLabel {
+                    segment: s.spec.name.clone(),
+                    predicate: predicate.clone(),
+                    min_count: *min_count,
+                    horizon_days: *horizon_days,
+                }),
+                Label::SeedList { .. } => None,
+            })
+            .collect();
+        let mut positives = labels::future_events(&ctx, as_of, &future).await?;
+        for (s, spec) in &group {
+            if let Label::SeedList { path } = &spec.label {
+                positives.insert(s.spec.name.clone(), labels::seed_list(path)?);
+            }
+        }
+        for (s, spec) in group {
+            let name = &s.spec.name;
+            let eligible: Option<HashSet<String>> = match &spec.eligibility {
+                Some(p) => Some(dataset::eligible(&ctx, as_of, p, name).await?),
+                None => None,
+            };
+            let rows: Vec<usize> = (0..m.user_ids.len())
+                .filter(|r| eligible.as_ref().is_none_or(|e| e.contains(&m.user_ids[*r])))
+                .collect();
+            let pos = positives.get(name).cloned().unwrap_or_default();
+            let y: Vec<bool> = rows.iter().map(|r| pos.contains(&m.user_ids[*r])).collect();
+            let inputs = vec![
+                TableInput { table: EVENTS.into(), version: events_version },
+                TableInput { table: spire_lake::tables::features(&fs), version: features_version },
+            ];
+            let outcome = register(ws, s, spec, &m, &rows, &y, as_of, inputs).await?;
+            out.push(outcome);
+            progress.update("train", out.len() as u64);
+        }
+    }
+    let promoted = out.iter().filter(|o| o.promoted).count();
+    progress.finish("train", &format!("{} models trained, {promoted} promoted to champion", out.len()));
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn register(
+    ws: &Workspace,
+    s: &ResolvedSegment,
+    spec: &ModelSpec,
+    m: &FeatureMatrix,
+    rows: &[usize],
+    y: &[bool],
+    as_of: NaiveDate,
+    inputs: Vec<TableInput>,
+) -> Result<TrainOutcome> {
+    let name = &s.spec.name;
+    let defaults = &ws.project.defaults;
+    let mut params = BTreeMap::new();
+    params.insert("algorithm".to_string(), spec.algorithm.clone());
+    params.insert("l2".to_string(), spec.l2.to_string());
+    params.insert("max_iter".to_string(), spec.max_iter.to_string());
+    params.insert("as_of".to_string(), as_of.to_string());
+    params.insert("feature_set".to_string(), m.feature_set.clone());
+    params.insert("feature_set_version".to_string(), m.feature_set_version.to_string());
+    params.insert("test_fraction".to_string(), defaults.test_fraction.to_string());
+    params.insert("seed".to_string(), defaults.seed.to_string());
+    params.insert("label".to_string(), format!("{:?}", spec.label));
+    let mut tags = BTreeMap::new();
+    tags.insert("family".to_string(), s.family.clone());
+    let run_id = ws
+        .registry
+        .create_run(NewRun {
+            segment: name.clone(),
+            experiment: s.family.clone(),
+            params,
+            tags,
+            inputs,
+            config_hash: ws.project.config_hash.clone(),
+            spire_version: env!("CARGO_PKG_VERSION").to_string(),
+        })
+        .await?;
+    let fitted = match fit_and_evaluate(name, m, rows, y, spec, defaults.test_fraction, defaults.seed) {
+        Ok(f) => f,
+        Err(e) => {
+            ws.registry.finish_run(&run_id, RunStatus::Failed, Some(&e.to_string())).await?;
+            return Err(e);
+        }
+    };
+    let e = &fitted.evaluation;
+    let metrics: Vec<(String, f64)> = vec![
+        ("auc".into(), e.auc),
+        ("pr_auc".into(), e.pr_auc),
+        ("log_loss".into(), e.log_loss),
+        ("brier".into(), e.brier),
+        ("n_train".into(), e.n_train as f64),
+        ("n_test".into(), e.n_test as f64),
+        ("positives_train".into(), e.positives_train as f64),
+        ("positives_test".into(), e.positives_test as f64),
+        ("iterations".into(), e.iterations as f64),
+    ];
+    ws.registry.log_metrics(&run_id, &metrics, 0).await?;
+    let artifact = fitted.model.to_artifact().map_err(|source| PipelineError::Model { segment: name.clone(), source })?;
+    let uri = save_artifact(&ws.project.storage.artifacts, name, &run_id, &artifact)?;
+    let signature = serde_json::json!({
+        "inputs": artifact.feature_names,
+        "output": "probability",
+        "feature_set": m.feature_set,
+        "feature_set_version": m.feature_set_version,
+    });
+    let version = ws.registry.create_model_version(name, &run_id, &uri, signature).await?;
+    let promoted = e.auc.is_finite() && e.auc >= spec.min_auc;
+    let gate = if promoted {
+        format!("passed: test AUC {:.4} >= min_auc {}", e.auc, spec.min_auc)
+    } else {
+        format!("failed: test AUC {:.4} < min_auc {}", e.auc, spec.min_auc)
+    };
+    if promoted {
+        ws.registry.set_alias(name, "champion", version.version, "spire run", &format!("gate {gate}")).await?;
+    }
+    ws.registry.set_tag(&run_id, "gate", &gate).await?;
+    ws.registry.finish_run(&run_id, RunStatus::Finished, None).await?;
+    Ok(TrainOutcome {
+        segment: name.clone(),
+        family: s.family.clone(),
+        run_id,
+        model_version: version.version,
+        as_of,
+        evaluation: fitted.evaluation,
+        promoted,
+        gate,
+        test_users: fitted.test_users,
+    })
+}
+
+/// Writes an artifact under `<artifacts>/<segment>/<run_id>/model.json`; returns its URI.
+pub fn save_artifact(root: &str, segment: &str, run_id: &str, artifact: &Artifact) -> Result<String> {
+    let dir = std::path::Path::new(root).join(segment).join(run_id);
+    std::fs::create_dir_all(&dir).map_err(|e| PipelineError::io(&dir, e))?;
+    let path = dir.join("model.json");
+    let bytes = artifact.to_bytes().map_err(|source| PipelineError::Model { segment: segment.into(), source })?;
+    std::fs::write(&path, bytes).map_err(|e| PipelineError::io(&path, e))?;
+    Ok(format!("file://{}", path.display()))
+}
+
+/// Loads an artifact from a URI written by [`save_artifact`].
+pub fn load_artifact(uri: &str, segment: &str) -> Result<Box<dyn Predictor>> {
+    let path = uri.strip_prefix("file://").unwrap_or(uri);
+    let bytes = std::fs::read(path).map_err(|e| PipelineError::io(path, e))?;
+    let model_err = |source| PipelineError::Model { segment: segment.into(), source };
+    let artifact = Artifact::from_bytes(&bytes).map_err(model_err)?;
+    spire_ml::load_predictor(&artifact).map_err(model_err)
+}
