@@ -35,7 +35,16 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Demo(a) => {
             let started = std::time::Instant::now();
-            let report = demo::demo(&a.dir, &DemoOptions { users: a.users, days: a.days, seed: a.seed }, &progress).await?;
+            let report = demo::demo(
+                &a.dir,
+                &DemoOptions {
+                    users: a.users,
+                    days: a.days,
+                    seed: a.seed,
+                },
+                &progress,
+            )
+            .await?;
             if cli.json {
                 output::json(&report);
                 return Ok(());
@@ -56,14 +65,36 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
                 })
                 .collect();
             println!();
-            table(&["segment", "AUC", "PR AUC", "pos/test", "audience", "oracle AUC", "control AUC"], &rows);
-            for s in report.run.scored.iter().filter(|s| s.model_version.is_none()) {
+            table(
+                &[
+                    "segment",
+                    "AUC",
+                    "PR AUC",
+                    "pos/test",
+                    "audience",
+                    "oracle AUC",
+                    "control AUC",
+                ],
+                &rows,
+            );
+            for s in report
+                .run
+                .scored
+                .iter()
+                .filter(|s| s.model_version.is_none())
+            {
                 println!("{:<24} rule segment: {} members", s.segment, s.members);
             }
             println!();
             println!("mean test AUC        {}", metric(report.mean_auc));
-            println!("mean oracle AUC      {}  (the generator's true propensity on the same test users)", metric(report.mean_oracle_auc));
-            println!("mean control AUC     {}  (models fitted on shuffled labels)", metric(report.mean_control_auc));
+            println!(
+                "mean oracle AUC      {}  (the generator's true propensity on the same test users)",
+                metric(report.mean_oracle_auc)
+            );
+            println!(
+                "mean control AUC     {}  (models fitted on shuffled labels)",
+                metric(report.mean_control_auc)
+            );
             for s in &report.ingest.sources {
                 let r = &s.reconciliation;
                 println!(
@@ -71,16 +102,29 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
                     s.intake.source, r.read, r.accepted, r.bot_flagged, r.dead_lettered, r.duplicates
                 );
             }
-            println!("done in {:.1} s; the project is in {} (try: spire --project {} segments list)", started.elapsed().as_secs_f64(), report.dir, report.dir);
+            println!(
+                "done in {:.1} s; the project is in {} (try: spire --project {} segments list)",
+                started.elapsed().as_secs_f64(),
+                report.dir,
+                report.dir
+            );
             Ok(())
         }
         Command::Init { dir } => init(dir),
         Command::Validate => {
             let p = load_project(&cli.project, &options(&cli))?;
             if cli.json {
-                output::json(&json!({"valid": true, "segments": p.segments.len(), "feature_sets": p.feature_sets.len(), "sources": p.sources.len()}));
+                output::json(
+                    &json!({"valid": true, "segments": p.segments.len(), "feature_sets": p.feature_sets.len(), "sources": p.sources.len()}),
+                );
             } else {
-                println!("{}: valid ({} sources, {} feature sets, {} segment specs)", cli.project.join("spire.toml").display(), p.sources.len(), p.feature_sets.len(), p.segments.len());
+                println!(
+                    "{}: valid ({} sources, {} feature sets, {} segment specs)",
+                    cli.project.join("spire.toml").display(),
+                    p.sources.len(),
+                    p.feature_sets.len(),
+                    p.segments.len()
+                );
             }
             Ok(())
         }
@@ -100,10 +144,27 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
                     .iter()
                     .map(|x| {
                         let r = &x.reconciliation;
-                        vec![x.intake.source.clone(), r.read.to_string(), r.accepted.to_string(), r.bot_flagged.to_string(), r.dead_lettered.to_string(), r.duplicates.to_string()]
+                        vec![
+                            x.intake.source.clone(),
+                            r.read.to_string(),
+                            r.accepted.to_string(),
+                            r.bot_flagged.to_string(),
+                            r.dead_lettered.to_string(),
+                            r.duplicates.to_string(),
+                        ]
                     })
                     .collect();
-                table(&["source", "read", "accepted", "bot-flagged", "dead-lettered", "duplicates"], &rows);
+                table(
+                    &[
+                        "source",
+                        "read",
+                        "accepted",
+                        "bot-flagged",
+                        "dead-lettered",
+                        "duplicates",
+                    ],
+                    &rows,
+                );
                 for n in s.sources.iter().flat_map(|x| &x.intake.notes) {
                     println!("note: {n}");
                 }
@@ -112,10 +173,15 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Clean { dates } => {
             let ws = open(&cli).await?;
-            let dates = if dates.is_empty() { None } else { Some(dates.iter().map(|d| date(d)).collect::<Result<Vec<_>>>()?) };
+            let dates = if dates.is_empty() {
+                None
+            } else {
+                Some(dates.iter().map(|d| date(d)).collect::<Result<Vec<_>>>()?)
+            };
             progress_start(&progress, "clean");
             let mut tick = |_: usize, _: usize| {};
-            let r = spire_ingest::clean::clean(&ws.lake, &ws.project.cleaning, dates, &mut tick).await?;
+            let r = spire_ingest::clean::clean(&ws.lake, &ws.project.cleaning, dates, &mut tick)
+                .await?;
             if cli.json {
                 output::json(&r);
             } else {
@@ -123,7 +189,10 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Features(FeaturesCommand::Build { as_of, feature_sets }) => {
+        Command::Features(FeaturesCommand::Build {
+            as_of,
+            feature_sets,
+        }) => {
             let ws = open(&cli).await?;
             let as_of = match as_of {
                 Some(d) => date(d)?,
@@ -136,16 +205,29 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
                 let rows: Vec<Vec<String>> = built
                     .iter()
                     .flat_map(|b| b.snapshots.iter())
-                    .map(|s| vec![s.feature_set.clone(), s.as_of.to_string(), s.feature_set_version.to_string(), s.users.to_string(), s.columns.len().to_string()])
+                    .map(|s| {
+                        vec![
+                            s.feature_set.clone(),
+                            s.as_of.to_string(),
+                            s.feature_set_version.to_string(),
+                            s.users.to_string(),
+                            s.columns.len().to_string(),
+                        ]
+                    })
                     .collect();
-                table(&["feature set", "as of", "version", "users", "features"], &rows);
+                table(
+                    &["feature set", "as of", "version", "users", "features"],
+                    &rows,
+                );
             }
             Ok(())
         }
         Command::Run { segments, all } => {
             let ws = open(&cli).await?;
             if segments.is_empty() && !all {
-                return Err(PipelineError::InvalidInput("name the segments to run, or pass --all".into()));
+                return Err(PipelineError::InvalidInput(
+                    "name the segments to run, or pass --all".into(),
+                ));
             }
             let s = run::run(&ws, segments, &progress).await?;
             if cli.json {
@@ -155,20 +237,52 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
                     .trained
                     .iter()
                     .map(|t| {
-                        let audience = s.scored.iter().find(|x| x.segment == t.segment).map_or(0, |x| x.members);
-                        vec![t.segment.clone(), t.model_version.to_string(), metric(t.evaluation.auc), metric(t.evaluation.pr_auc), t.evaluation.positives_test.to_string(), audience.to_string(), t.gate.clone()]
+                        let audience = s
+                            .scored
+                            .iter()
+                            .find(|x| x.segment == t.segment)
+                            .map_or(0, |x| x.members);
+                        vec![
+                            t.segment.clone(),
+                            t.model_version.to_string(),
+                            metric(t.evaluation.auc),
+                            metric(t.evaluation.pr_auc),
+                            t.evaluation.positives_test.to_string(),
+                            audience.to_string(),
+                            t.gate.clone(),
+                        ]
                     })
                     .collect();
-                table(&["segment", "version", "AUC", "PR AUC", "pos test", "audience", "gate"], &rows);
+                table(
+                    &[
+                        "segment", "version", "AUC", "PR AUC", "pos test", "audience", "gate",
+                    ],
+                    &rows,
+                );
                 for x in s.scored.iter().filter(|x| x.model_version.is_none()) {
-                    println!("{}: {} members{}", x.segment, x.members, x.skipped.as_ref().map(|r| format!(" (skipped: {r})")).unwrap_or_default());
+                    println!(
+                        "{}: {} members{}",
+                        x.segment,
+                        x.members,
+                        x.skipped
+                            .as_ref()
+                            .map(|r| format!(" (skipped: {r})"))
+                            .unwrap_or_default()
+                    );
                 }
             }
             Ok(())
         }
         Command::Runs(RunsCommand::List { segment, limit }) => {
             let ws = open(&cli).await?;
-            let runs = ws.registry.list_runs(&RunFilter { segment: segment.clone(), status: None, limit: *limit }).await?;
+            let runs = ws
+                .registry
+                .list_runs(&RunFilter {
+                    segment: segment.clone(),
+                    status: None,
+                    limit: *limit,
+                })
+                .await?;
             if cli.json {
                 output::json(&runs);
             } else {
@@ -176,10 +290,20 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
                     .iter()
                     .map(|r| {
                         let m = |k: &str| r.metrics.get(k).copied().map_or("-".into(), metric);
-                        vec![r.run_id.clone(), r.segment.clone(), r.status.to_string(), m("auc"), m("pr_auc"), r.started_at.format("%Y-%m-%d %H:%M:%S").to_string()]
+                        vec![
+                            r.run_id.clone(),
+                            r.segment.clone(),
+                            r.status.to_string(),
+                            m("auc"),
+                            m("pr_auc"),
+                            r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        ]
                     })
                     .collect();
-                table(&["run", "segment", "status", "AUC", "PR AUC", "started"], &rows);
+                table(
+                    &["run", "segment", "status", "AUC", "PR AUC", "started"],
+                    &rows,
+                );
             }
             Ok(())
         }
@@ -189,8 +313,15 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             if cli.json {
                 output::json(&run);
             } else {
-                println!("run {} ({}), segment {}, experiment {}", run.run_id, run.status, run.segment, run.experiment);
-                println!("started {} ended {}", run.started_at, run.ended_at.map(|d| d.to_string()).unwrap_or("-".into()));
+                println!(
+                    "run {} ({}), segment {}, experiment {}",
+                    run.run_id, run.status, run.segment, run.experiment
+                );
+                println!(
+                    "started {} ended {}",
+                    run.started_at,
+                    run.ended_at.map(|d| d.to_string()).unwrap_or("-".into())
+                );
                 println!("config {} · spire {}", run.config_hash, run.spire_version);
                 for i in &run.inputs {
                     println!("read  {} @ version {}", i.table, i.version);
@@ -218,7 +349,16 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             } else {
                 let rows: Vec<Vec<String>> = models
                     .iter()
-                    .map(|m| vec![m.name.clone(), m.versions.to_string(), m.latest_version.to_string(), m.aliases.get("champion").map_or("-".into(), |v| v.to_string())])
+                    .map(|m| {
+                        vec![
+                            m.name.clone(),
+                            m.versions.to_string(),
+                            m.latest_version.to_string(),
+                            m.aliases
+                                .get("champion")
+                                .map_or("-".into(), |v| v.to_string()),
+                        ]
+                    })
                     .collect();
                 table(&["model", "versions", "latest", "champion"], &rows);
             }
@@ -233,7 +373,14 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             } else {
                 let rows: Vec<Vec<String>> = sizes
                     .iter()
-                    .map(|s| vec![s.segment.clone(), s.members.to_string(), s.as_of.to_string(), s.model_version.map_or("rule".into(), |v| format!("v{v}"))])
+                    .map(|s| {
+                        vec![
+                            s.segment.clone(),
+                            s.members.to_string(),
+                            s.as_of.to_string(),
+                            s.model_version.map_or("rule".into(), |v| format!("v{v}")),
+                        ]
+                    })
                     .collect();
                 table(&["segment", "members", "as of", "model"], &rows);
             }
@@ -250,7 +397,14 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             } else {
                 let rows: Vec<Vec<String>> = m
                     .iter()
-                    .map(|s| vec![s.segment.clone(), metric(s.score), s.model_version.map_or("rule".into(), |v| format!("v{v}")), s.as_of.to_string()])
+                    .map(|s| {
+                        vec![
+                            s.segment.clone(),
+                            metric(s.score),
+                            s.model_version.map_or("rule".into(), |v| format!("v{v}")),
+                            s.as_of.to_string(),
+                        ]
+                    })
                     .collect();
                 table(&["segment", "score", "model", "as of"], &rows);
             }
@@ -261,7 +415,9 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             let ws = open(&cli).await?;
             let state = spire_server::AppState::load(ws.lake.clone()).await?;
             eprintln!("serving segments on http://{addr} (GET /v1/users/{{user_id}}/segments, /v1/segments, /healthz)");
-            spire_server::serve(*addr, state).await.map_err(|e| PipelineError::io(addr.to_string(), e))
+            spire_server::serve(*addr, state)
+                .await
+                .map_err(|e| PipelineError::io(addr.to_string(), e))
         }
     }
 }
@@ -282,7 +438,12 @@ async fn sql(cli: &Cli, query: &str, limit: usize) -> Result<()> {
         {
             let mut w = spire_lake::arrow::json::ArrayWriter::new(&mut buf);
             let refs: Vec<&spire_lake::arrow::array::RecordBatch> = batches.iter().collect();
-            w.write_batches(&refs).and_then(|_| w.finish()).map_err(|source| spire_lake::LakeError::Arrow { context: "JSON output".into(), source })?;
+            w.write_batches(&refs)
+                .and_then(|_| w.finish())
+                .map_err(|source| spire_lake::LakeError::Arrow {
+                    context: "JSON output".into(),
+                    source,
+                })?;
         }
         println!("{}", String::from_utf8_lossy(&buf));
         return Ok(());
@@ -298,8 +459,13 @@ async fn sql(cli: &Cli, query: &str, limit: usize) -> Result<()> {
         shown.push(b.slice(0, n));
         left -= n;
     }
-    let text = spire_lake::arrow::util::pretty::pretty_format_batches(&shown)
-        .map_err(|source| spire_lake::LakeError::Arrow { context: "formatting".into(), source })?;
+    let text =
+        spire_lake::arrow::util::pretty::pretty_format_batches(&shown).map_err(|source| {
+            spire_lake::LakeError::Arrow {
+                context: "formatting".into(),
+                source,
+            }
+        })?;
     println!("{text}");
     if total > limit {
         println!("({total} rows, first {limit} shown; use --limit)");
@@ -309,7 +475,10 @@ async fn sql(cli: &Cli, query: &str, limit: usize) -> Result<()> {
 
 fn init(dir: &Path) -> Result<()> {
     if dir.join("spire.toml").exists() {
-        return Err(PipelineError::InvalidInput(format!("{} already holds a spire.toml", dir.display())));
+        return Err(PipelineError::InvalidInput(format!(
+            "{} already holds a spire.toml",
+            dir.display()
+        )));
     }
     let write = |rel: &str, text: &str| -> Result<()> {
         let path = dir.join(rel);
@@ -319,10 +488,20 @@ fn init(dir: &Path) -> Result<()> {
         std::fs::write(&path, text).map_err(|e| PipelineError::io(&path, e))
     };
     write("spire.toml", include_str!("../templates/init.toml"))?;
-    write("segments/example.toml", include_str!("../templates/example-segments.toml"))?;
-    std::fs::create_dir_all(dir.join("events")).map_err(|e| PipelineError::io(dir.join("events"), e))?;
+    write(
+        "segments/example.toml",
+        include_str!("../templates/example-segments.toml"),
+    )?;
+    std::fs::create_dir_all(dir.join("events"))
+        .map_err(|e| PipelineError::io(dir.join("events"), e))?;
     let mut next = BTreeMap::new();
-    next.insert("1", format!("put JSON Lines or Parquet events in {}/events/", dir.display()));
+    next.insert(
+        "1",
+        format!(
+            "put JSON Lines or Parquet events in {}/events/",
+            dir.display()
+        ),
+    );
     next.insert("2", format!("spire --project {} ingest", dir.display()));
     next.insert("3", format!("spire --project {} run --all", dir.display()));
     println!("created {}", dir.display());

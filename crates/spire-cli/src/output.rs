@@ -26,7 +26,11 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
             .enumerate()
             .map(|(i, c)| {
                 let w = widths.get(i).copied().unwrap_or(0);
-                if i == 0 { format!("{c:<w$}") } else { format!("{c:>w$}") }
+                if i == 0 {
+                    format!("{c:<w$}")
+                } else {
+                    format!("{c:>w$}")
+                }
             })
             .collect();
         println!("{}", parts.join("  ").trim_end());
@@ -40,5 +44,9 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
 
 /// Formats a metric with 4 decimals (or `-`).
 pub fn metric(v: f64) -> String {
-    if v.is_finite() { format!("{v:.4}") } else { "-".to_string() }
+    if v.is_finite() {
+        format!("{v:.4}")
+    } else {
+        "-".to_string()
+    }
 }

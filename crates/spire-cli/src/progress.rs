@@ -19,7 +19,12 @@ pub struct Terminal {
 impl Terminal {
     /// `quiet` suppresses everything (used with `--json`).
     pub fn new(quiet: bool) -> Terminal {
-        Terminal { multi: MultiProgress::new(), bars: Mutex::new(HashMap::new()), tty: std::io::stderr().is_terminal(), quiet }
+        Terminal {
+            multi: MultiProgress::new(),
+            bars: Mutex::new(HashMap::new()),
+            tty: std::io::stderr().is_terminal(),
+            quiet,
+        }
     }
 }
 
@@ -33,15 +38,18 @@ impl Progress for Terminal {
         } else if total > 0 {
             let b = self.multi.add(ProgressBar::new(total));
             b.set_style(
-                ProgressStyle::with_template("{spinner} {prefix:<28} [{bar:30}] {pos}/{len} {elapsed}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{spinner} {prefix:<28} [{bar:30}] {pos}/{len} {elapsed}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
             b
         } else {
             let b = self.multi.add(ProgressBar::new_spinner());
             b.set_style(
-                ProgressStyle::with_template("{spinner} {prefix:<28} {pos} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                ProgressStyle::with_template("{spinner} {prefix:<28} {pos} {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             b.enable_steady_tick(std::time::Duration::from_millis(120));
             b
@@ -65,7 +73,9 @@ impl Progress for Terminal {
             return;
         }
         let entry = self.bars.lock().ok().and_then(|mut b| b.remove(stage));
-        let secs = entry.as_ref().map_or(0.0, |(_, t)| t.elapsed().as_secs_f64());
+        let secs = entry
+            .as_ref()
+            .map_or(0.0, |(_, t)| t.elapsed().as_secs_f64());
         if let Some((b, _)) = entry {
             b.finish_and_clear();
         }

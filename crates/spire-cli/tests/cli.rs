@@ -4,18 +4,29 @@
 use std::process::Command;
 
 fn spire(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_spire")).args(args).env("SPIRE_LOG", "error").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_spire"))
+        .args(args)
+        .env("SPIRE_LOG", "error")
+        .output()
+        .unwrap()
 }
 
 #[test]
 fn broken_config_exits_2_and_lists_every_problem() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("spire.toml"), "[[sources]]\nname = \"a\"\nkind = \"ftp\"\n[[feature_sets]]\nname = \"B-ad\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("spire.toml"),
+        "[[sources]]\nname = \"a\"\nkind = \"ftp\"\n[[feature_sets]]\nname = \"B-ad\"\n",
+    )
+    .unwrap();
     let out = spire(&["--project", dir.path().to_str().unwrap(), "validate"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("2 problem(s)"), "{err}");
-    assert!(err.contains("sources[0].kind") && err.contains("feature_sets[0].name"), "{err}");
+    assert!(
+        err.contains("sources[0].kind") && err.contains("feature_sets[0].name"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -25,7 +36,11 @@ fn init_scaffolds_a_valid_project_and_ingest_reports_json() {
     let p = project.to_str().unwrap();
     assert!(spire(&["init", p]).status.success());
     let out = spire(&["--project", p, "validate", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["valid"], true);
 
@@ -36,11 +51,29 @@ fn init_scaffolds_a_valid_project_and_ingest_reports_json() {
 
     let file = project.join("events/day1.jsonl");
     std::fs::write(&file, "{\"event_id\":\"1\",\"user_id\":\"u1\",\"ts\":1730000000,\"event_type\":\"pageview\"}\nnot json\n").unwrap();
-    let out = spire(&["--project", p, "--json", "ingest", "--path", file.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = spire(&[
+        "--project",
+        p,
+        "--json",
+        "ingest",
+        "--path",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let r = &v["sources"][0]["reconciliation"];
-    assert_eq!((r["read"].as_u64(), r["accepted"].as_u64(), r["dead_lettered"].as_u64()), (Some(2), Some(1), Some(1)));
+    assert_eq!(
+        (
+            r["read"].as_u64(),
+            r["accepted"].as_u64(),
+            r["dead_lettered"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
 
     let out = spire(&["--project", p, "sql", "SELECT reason FROM dead_letters"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("malformed JSON"));

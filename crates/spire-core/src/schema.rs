@@ -24,22 +24,78 @@ pub enum FieldType {
 
 /// The canonical event schema, in column order.
 pub const EVENT_FIELDS: &[EventField] = &[
-    EventField { name: "event_id", required: true, ty: FieldType::Text },
-    EventField { name: "user_id", required: true, ty: FieldType::Text },
-    EventField { name: "ts", required: true, ty: FieldType::Timestamp },
-    EventField { name: "event_type", required: true, ty: FieldType::Text },
-    EventField { name: "brand", required: false, ty: FieldType::Text },
-    EventField { name: "category", required: false, ty: FieldType::Text },
-    EventField { name: "content_id", required: false, ty: FieldType::Text },
-    EventField { name: "url", required: false, ty: FieldType::Text },
-    EventField { name: "referrer", required: false, ty: FieldType::Text },
-    EventField { name: "user_agent", required: false, ty: FieldType::Text },
-    EventField { name: "device", required: false, ty: FieldType::Text },
-    EventField { name: "country", required: false, ty: FieldType::Text },
-    EventField { name: "dwell_ms", required: false, ty: FieldType::Integer },
+    EventField {
+        name: "event_id",
+        required: true,
+        ty: FieldType::Text,
+    },
+    EventField {
+        name: "user_id",
+        required: true,
+        ty: FieldType::Text,
+    },
+    EventField {
+        name: "ts",
+        required: true,
+        ty: FieldType::Timestamp,
+    },
+    EventField {
+        name: "event_type",
+        required: true,
+        ty: FieldType::Text,
+    },
+    EventField {
+        name: "brand",
+        required: false,
+        ty: FieldType::Text,
+    },
+    EventField {
+        name: "category",
+        required: false,
+        ty: FieldType::Text,
+    },
+    EventField {
+        name: "content_id",
+        required: false,
+        ty: FieldType::Text,
+    },
+    EventField {
+        name: "url",
+        required: false,
+        ty: FieldType::Text,
+    },
+    EventField {
+        name: "referrer",
+        required: false,
+        ty: FieldType::Text,
+    },
+    EventField {
+        name: "user_agent",
+        required: false,
+        ty: FieldType::Text,
+    },
+    EventField {
+        name: "device",
+        required: false,
+        ty: FieldType::Text,
+    },
+    EventField {
+        name: "country",
+        required: false,
+        ty: FieldType::Text,
+    },
+    EventField {
+        name: "dwell_ms",
+        required: false,
+        ty: FieldType::Integer,
+    },
     // When the collector received the event. Optional: defaults to the intake time. Point-in-time
     // feature snapshots use it to decide whether an event had arrived by a cut-off.
-    EventField { name: "received_at", required: false, ty: FieldType::Timestamp },
+    EventField {
+        name: "received_at",
+        required: false,
+        ty: FieldType::Timestamp,
+    },
 ];
 
 /// Looks up a canonical field by name.

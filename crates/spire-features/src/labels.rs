@@ -27,7 +27,11 @@ pub struct FutureEventsLabel {
 /// The day after the last event date of human events: data is complete before it.
 /// `ctx` must have `events` registered.
 pub async fn data_end(ctx: &SessionContext) -> Result<NaiveDate> {
-    let b = Lake::query(ctx, "SELECT CAST(MAX(event_date) AS INT) AS d FROM events WHERE NOT is_bot").await?;
+    let b = Lake::query(
+        ctx,
+        "SELECT CAST(MAX(event_date) AS INT) AS d FROM events WHERE NOT is_bot",
+    )
+    .await?;
     let d = b
         .first()
         .filter(|b| b.num_rows() > 0)
@@ -36,7 +40,9 @@ pub async fn data_end(ctx: &SessionContext) -> Result<NaiveDate> {
         .and_then(|a| (!a.is_null(0)).then(|| a.value(0)));
     match d {
         Some(d) => Ok(date_from_days(d as i32) + chrono::Duration::days(1)),
-        None => Err(FeatureError::NotFound("`events` holds no human events yet: run `spire ingest`".into())),
+        None => Err(FeatureError::NotFound(
+            "`events` holds no human events yet: run `spire ingest`".into(),
+        )),
     }
 }
 
@@ -44,7 +50,11 @@ use spire_lake::arrow::array::Array;
 
 /// Positives of each label as of `as_of`, computed in one pass per horizon. Refuses an
 /// `as_of` whose horizon is not complete in the data. `ctx` must have `events` registered.
-pub async fn future_events(ctx: &SessionContext, as_of: NaiveDate, labels: &[FutureEventsLabel]) -> Result<BTreeMap<String, HashSet<String>>> {
+pub async fn future_events(
+    ctx: &SessionContext,
+    as_of: NaiveDate,
+    labels: &[FutureEventsLabel],
+) -> Result<BTreeMap<String, HashSet<String>>> {
     let end = data_end(ctx).await?;
     let mut by_horizon: BTreeMap<u32, Vec<&FutureEventsLabel>> = BTreeMap::new();
     for l in labels {
@@ -101,17 +111,26 @@ pub async fn future_events(ctx: &SessionContext, as_of: NaiveDate, labels: &[Fut
 /// Reads a seed list: user ids in the first column of a CSV (a header row `user_id` is
 /// skipped; blank lines are ignored).
 pub fn seed_list(path: &Path) -> Result<HashSet<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| FeatureError::InvalidInput(format!("seed list {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| FeatureError::InvalidInput(format!("seed list {}: {e}", path.display())))?;
     let mut out = HashSet::new();
     for (i, line) in text.lines().enumerate() {
-        let id = line.split(',').next().unwrap_or("").trim().trim_matches('"');
+        let id = line
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches('"');
         if id.is_empty() || (i == 0 && id.eq_ignore_ascii_case("user_id")) {
             continue;
         }
         out.insert(id.to_string());
     }
     if out.is_empty() {
-        return Err(FeatureError::InvalidInput(format!("seed list {} holds no user ids", path.display())));
+        return Err(FeatureError::InvalidInput(format!(
+            "seed list {} holds no user ids",
+            path.display()
+        )));
     }
     Ok(out)
 }

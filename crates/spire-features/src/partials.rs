@@ -45,29 +45,42 @@ fn state_table(fs: &str) -> String {
 /// Fingerprints of the `events` files of each event date (days since epoch → hash).
 async fn event_fingerprints(lake: &Lake, definition_hash: &str) -> Result<BTreeMap<i32, String>> {
     let mut by_date: BTreeMap<i32, Vec<String>> = BTreeMap::new();
-    for uri in lake.file_uris(EVENTS).await? {
-        let Some(pos) = uri.find("event_date=") else { continue };
-        let text = &uri[pos + "event_date=".len()..];
-        let text = &text[..text.find('/').unwrap_or(text.len())];
-        if let Ok(d) = parse_date(text) {
-            by_date.entry(days_since_epoch(d)).or_default().push(uri);
+    for (value, files) in lake.files_by_partition(EVENTS, "event_date").await? {
+        if let Ok(d) = parse_date(&value) {
+            by_date.insert(days_since_epoch(d), files);
         }
     }
     Ok(by_date
         .into_iter()
         .map(|(d, mut files)| {
             files.sort();
-            (d, hex_sha256(format!("{definition_hash}\n{}", files.join("\n")).as_bytes()))
+            (
+                d,
+                hex_sha256(format!("{definition_hash}\n{}", files.join("\n")).as_bytes()),
+            )
         })
         .collect())
 }
 
-async fn stored_fingerprints(lake: &Lake, ctx: &SessionContext, fs: &str) -> Result<BTreeMap<i32, String>> {
+async fn stored_fingerprints(
+    lake: &Lake,
+    ctx: &SessionContext,
+    fs: &str,
+) -> Result<BTreeMap<i32, String>> {
     let mut out = BTreeMap::new();
-    if lake.register_as(ctx, &state_table(fs), "partials_state").await?.is_none() {
+    if lake
+        .register_as(ctx, &state_table(fs), "partials_state")
+        .await?
+        .is_none()
+    {
         return Ok(out);
     }
-    for b in Lake::query(ctx, "SELECT CAST(event_date AS INT) AS d, fingerprint FROM partials_state").await? {
+    for b in Lake::query(
+        ctx,
+        "SELECT CAST(event_date AS INT) AS d, fingerprint FROM partials_state",
+    )
+    .await?
+    {
         let d = columns::ints(&b, "d")?;
         let f = columns::strings(&b, "fingerprint")?;
         for i in 0..b.num_rows() {
@@ -78,18 +91,32 @@ async fn stored_fingerprints(lake: &Lake, ctx: &SessionContext, fs: &str) -> Res
 }
 
 /// Brings `partials_<set>` up to date with `events`.
-pub async fn refresh(lake: &Lake, fs: &FeatureSet, progress: &mut dyn FnMut(usize, usize)) -> Result<PartialsReport> {
+pub async fn refresh(
+    lake: &Lake,
+    fs: &FeatureSet,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PartialsReport> {
     let ctx = lake.session();
     let events_version = lake.register_as(&ctx, EVENTS, "events").await?;
     if events_version.is_none() {
-        return Err(FeatureError::NotFound("no `events` table yet: run `spire ingest` first".into()));
+        return Err(FeatureError::NotFound(
+            "no `events` table yet: run `spire ingest` first".into(),
+        ));
     }
     let current = event_fingerprints(lake, &fs.definition_hash).await?;
     let stored = stored_fingerprints(lake, &ctx, &fs.name).await?;
-    let mut stale: Vec<i32> = current.iter().filter(|(d, f)| stored.get(d) != Some(f)).map(|(d, _)| *d).collect();
+    let mut stale: Vec<i32> = current
+        .iter()
+        .filter(|(d, f)| stored.get(d) != Some(f))
+        .map(|(d, _)| *d)
+        .collect();
     stale.extend(stored.keys().filter(|d| !current.contains_key(d)));
     stale.sort_unstable();
-    let mut report = PartialsReport { dates_total: current.len(), dates_rebuilt: stale.len(), events_version };
+    let mut report = PartialsReport {
+        dates_total: current.len(),
+        dates_rebuilt: stale.len(),
+        events_version,
+    };
     for (i, group) in stale.chunks(DATES_PER_COMMIT).enumerate() {
         rebuild(lake, &ctx, fs, group, &current).await?;
         progress(((i + 1) * DATES_PER_COMMIT).min(stale.len()), stale.len());
@@ -99,11 +126,26 @@ pub async fn refresh(lake: &Lake, fs: &FeatureSet, progress: &mut dyn FnMut(usiz
 }
 
 fn date_predicate(column: &str, days: &[i32]) -> Expr {
-    col(column).in_list(days.iter().map(|d| lit(ScalarValue::Date32(Some(*d)))).collect(), false)
+    col(column).in_list(
+        days.iter()
+            .map(|d| lit(ScalarValue::Date32(Some(*d))))
+            .collect(),
+        false,
+    )
 }
 
-async fn rebuild(lake: &Lake, ctx: &SessionContext, fs: &FeatureSet, days: &[i32], current: &BTreeMap<i32, String>) -> Result<()> {
-    let list = days.iter().map(|d| format!("DATE '{}'", date_from_days(*d))).collect::<Vec<_>>().join(", ");
+async fn rebuild(
+    lake: &Lake,
+    ctx: &SessionContext,
+    fs: &FeatureSet,
+    days: &[i32],
+    current: &BTreeMap<i32, String>,
+) -> Result<()> {
+    let list = days
+        .iter()
+        .map(|d| format!("DATE '{}'", date_from_days(*d)))
+        .collect::<Vec<_>>()
+        .join(", ");
     let gap = i64::from(fs.session_gap_secs) * 1_000_000;
     let base = format!(
         "WITH e AS (
@@ -133,13 +175,27 @@ async fn rebuild(lake: &Lake, ctx: &SessionContext, fs: &FeatureSet, days: &[i32
          SELECT DISTINCT user_id, event_date, day_num, late_hours, content_id FROM e WHERE content_id IS NOT NULL"
     );
     let batches = Lake::query_for_write(ctx, &counts).await?;
-    lake.overwrite(&tables::partials(&fs.name), batches, &["event_date"], Some(date_predicate("event_date", days)))
-        .await?;
+    lake.overwrite(
+        &tables::partials(&fs.name),
+        batches,
+        &["event_date"],
+        Some(date_predicate("event_date", days)),
+    )
+    .await?;
     let batches = Lake::query_for_write(ctx, &content).await?;
-    lake.overwrite(&tables::content_partials(&fs.name), batches, &["event_date"], Some(date_predicate("event_date", days)))
-        .await?;
+    lake.overwrite(
+        &tables::content_partials(&fs.name),
+        batches,
+        &["event_date"],
+        Some(date_predicate("event_date", days)),
+    )
+    .await?;
     // Record the fingerprints last: a crash before this line only causes a rebuild.
-    let kept: Vec<i32> = days.iter().copied().filter(|d| current.contains_key(d)).collect();
+    let kept: Vec<i32> = days
+        .iter()
+        .copied()
+        .filter(|d| current.contains_key(d))
+        .collect();
     let schema = Arc::new(Schema::new(vec![
         Field::new("event_date", DataType::Date32, false),
         Field::new("fingerprint", DataType::Utf8, false),
@@ -148,10 +204,23 @@ async fn rebuild(lake: &Lake, ctx: &SessionContext, fs: &FeatureSet, days: &[i32
         schema,
         vec![
             Arc::new(Date32Array::from(kept.clone())),
-            Arc::new(StringArray::from(kept.iter().map(|d| current.get(d).cloned().unwrap_or_default()).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(
+                kept.iter()
+                    .map(|d| current.get(d).cloned().unwrap_or_default())
+                    .collect::<Vec<_>>(),
+            )),
         ],
     )
-    .map_err(|source| spire_lake::LakeError::Arrow { context: "partials state".into(), source })?;
-    lake.overwrite(&state_table(&fs.name), vec![batch], &[], Some(date_predicate("event_date", days))).await?;
+    .map_err(|source| spire_lake::LakeError::Arrow {
+        context: "partials state".into(),
+        source,
+    })?;
+    lake.overwrite(
+        &state_table(&fs.name),
+        vec![batch],
+        &[],
+        Some(date_predicate("event_date", days)),
+    )
+    .await?;
     Ok(())
 }

@@ -55,10 +55,18 @@ pub fn feature_columns(fs: &FeatureSet, v: &FeatureSetVersion) -> Vec<String> {
             }
         }
         if fs.has("category_counts") {
-            out.extend(v.categories.iter().map(|c| format!("category_{}_{w}d", column_slug(c))));
+            out.extend(
+                v.categories
+                    .iter()
+                    .map(|c| format!("category_{}_{w}d", column_slug(c))),
+            );
         }
         if fs.has("brand_counts") {
-            out.extend(v.brands.iter().map(|b| format!("brand_{}_{w}d", column_slug(b))));
+            out.extend(
+                v.brands
+                    .iter()
+                    .map(|b| format!("brand_{}_{w}d", column_slug(b))),
+            );
         }
     }
     if fs.has("days_since_last") {
@@ -73,19 +81,35 @@ pub async fn build(lake: &Lake, fs: &FeatureSet, as_of: NaiveDate) -> Result<Sna
     let ctx = lake.session();
     let mut inputs = TableVersions::new();
     let need = |name: &str, v: Option<i64>| {
-        v.ok_or_else(|| FeatureError::NotFound(format!("no `{name}` table yet: run `spire ingest` and `spire features build`")))
+        v.ok_or_else(|| {
+            FeatureError::NotFound(format!(
+                "no `{name}` table yet: run `spire ingest` and `spire features build`"
+            ))
+        })
     };
-    inputs.insert(EVENTS.into(), need(EVENTS, lake.register_as(&ctx, EVENTS, "events_all").await?)?);
+    inputs.insert(
+        EVENTS.into(),
+        need(EVENTS, lake.register_as(&ctx, EVENTS, "events_all").await?)?,
+    );
     let p = tables::partials(&fs.name);
-    inputs.insert(p.clone(), need(&p, lake.register_as(&ctx, &p, "partials").await?)?);
+    inputs.insert(
+        p.clone(),
+        need(&p, lake.register_as(&ctx, &p, "partials").await?)?,
+    );
     let c = tables::content_partials(&fs.name);
-    inputs.insert(c.clone(), need(&c, lake.register_as(&ctx, &c, "content_partials").await?)?);
+    inputs.insert(
+        c.clone(),
+        need(&c, lake.register_as(&ctx, &c, "content_partials").await?)?,
+    );
     let version = vocab::current(lake, &ctx, fs, "events_all").await?;
 
     let t = days_since_epoch(as_of);
     let maxw = fs.max_window_days() as i32;
     let late = fs.lateness_hours;
-    let window = format!("day_num >= {} AND day_num < {t} AND late_hours <= 24 * ({t} - day_num - 1) + {late}", t - maxw);
+    let window = format!(
+        "day_num >= {} AND day_num < {t} AND late_hours <= 24 * ({t} - day_num - 1) + {late}",
+        t - maxw
+    );
     let mut selects = Vec::new();
     let mut content_selects = Vec::new();
     let mut day_selects = Vec::new();
@@ -93,7 +117,9 @@ pub async fn build(lake: &Lake, fs: &FeatureSet, as_of: NaiveDate) -> Result<Sna
         let from = t - *w as i32;
         let in_w = format!("dim = 'all' AND day_num >= {from}");
         if fs.has("events") {
-            selects.push(format!("CAST(COALESCE(SUM(CASE WHEN {in_w} THEN n END), 0) AS DOUBLE) AS events_{w}d"));
+            selects.push(format!(
+                "CAST(COALESCE(SUM(CASE WHEN {in_w} THEN n END), 0) AS DOUBLE) AS events_{w}d"
+            ));
         }
         if fs.has("active_days") {
             day_selects.push(format!("CAST(SUM(CASE WHEN day_num >= {from} THEN 1 ELSE 0 END) AS DOUBLE) AS active_days_{w}d"));
@@ -113,7 +139,10 @@ pub async fn build(lake: &Lake, fs: &FeatureSet, as_of: NaiveDate) -> Result<Sna
                 "COALESCE(CAST(SUM(CASE WHEN {in_w} THEN dwell_sum END) AS DOUBLE) / NULLIF(CAST(SUM(CASE WHEN {in_w} THEN dwell_n END) AS DOUBLE), 0) / 1000.0, 0.0) AS mean_dwell_s_{w}d"
             ));
         }
-        for (dim, values, on) in [("category", &version.categories, "category_counts"), ("brand", &version.brands, "brand_counts")] {
+        for (dim, values, on) in [
+            ("category", &version.categories, "category_counts"),
+            ("brand", &version.brands, "brand_counts"),
+        ] {
             if fs.has(on) {
                 for v in values {
                     selects.push(format!(
@@ -131,7 +160,10 @@ pub async fn build(lake: &Lake, fs: &FeatureSet, as_of: NaiveDate) -> Result<Sna
             start_of_micros(as_of)
         ));
     }
-    let main = format!("SELECT user_id, {} FROM partials WHERE {window} GROUP BY user_id", selects.join(",\n "));
+    let main = format!(
+        "SELECT user_id, {} FROM partials WHERE {window} GROUP BY user_id",
+        selects.join(",\n ")
+    );
     register_view(&ctx, "f_main", &main).await?;
     let mut joins = String::new();
     let mut extra_cols: Vec<String> = Vec::new();
@@ -142,7 +174,7 @@ pub async fn build(lake: &Lake, fs: &FeatureSet, as_of: NaiveDate) -> Result<Sna
             content_selects.join(", ")
         );
         register_view(&ctx, "f_content", &q).await?;
-        joins.push_str(" LEFT JOIN f_content USING (user_id)");
+        joins.push_str(" LEFT JOIN f_content ON f_content.user_id = f_main.user_id");
     }
     if !day_selects.is_empty() {
         let q = format!(
@@ -151,7 +183,7 @@ pub async fn build(lake: &Lake, fs: &FeatureSet, as_of: NaiveDate) -> Result<Sna
             day_selects.join(", ")
         );
         register_view(&ctx, "f_days", &q).await?;
-        joins.push_str(" LEFT JOIN f_days USING (user_id)");
+        joins.push_str(" LEFT JOIN f_days ON f_days.user_id = f_main.user_id");
     }
     // SQL transforms see `events` restricted to the snapshot's point-in-time window.
     let cutoff = start_of_micros(as_of);
@@ -166,9 +198,17 @@ pub async fn build(lake: &Lake, fs: &FeatureSet, as_of: NaiveDate) -> Result<Sna
     for (i, (name, query)) in fs.sql.iter().enumerate() {
         let view = format!("f_sql_{i}");
         let df = ctx.sql(query).await.map_err(|e| {
-            FeatureError::InvalidInput(format!("feature set `{}`, SQL transform `{name}`: {e}", fs.name))
+            FeatureError::InvalidInput(format!(
+                "feature set `{}`, SQL transform `{name}`: {e}",
+                fs.name
+            ))
         })?;
-        let fields: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let fields: Vec<String> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         if !fields.iter().any(|f| f == "user_id") {
             return Err(FeatureError::InvalidInput(format!(
                 "feature set `{}`, SQL transform `{name}`: the query must return a `user_id` column (it returns {})",
@@ -183,10 +223,15 @@ pub async fn build(lake: &Lake, fs: &FeatureSet, as_of: NaiveDate) -> Result<Sna
                     fs.name
                 )));
             }
-            extra_cols.push(format!("COALESCE(CAST({view}.\"{f}\" AS DOUBLE), 0.0) AS \"{f}\""));
+            extra_cols.push(format!(
+                "COALESCE(CAST({view}.\"{f}\" AS DOUBLE), 0.0) AS \"{f}\""
+            ));
         }
-        ctx.register_table(view.as_str(), df.into_view()).map_err(|e| FeatureError::InvalidInput(e.to_string()))?;
-        joins.push_str(&format!(" LEFT JOIN {view} USING (user_id)"));
+        ctx.register_table(view.as_str(), df.into_view())
+            .map_err(|e| FeatureError::InvalidInput(e.to_string()))?;
+        joins.push_str(&format!(
+            " LEFT JOIN {view} ON {view}.user_id = f_main.user_id"
+        ));
     }
     let content_cols: Vec<String> = fs
         .windows_days
@@ -199,7 +244,11 @@ pub async fn build(lake: &Lake, fs: &FeatureSet, as_of: NaiveDate) -> Result<Sna
         .iter()
         .map(|c| {
             if c.starts_with("distinct_content_") {
-                content_cols.iter().find(|x| x.ends_with(&format!(" AS {c}"))).cloned().unwrap_or_else(|| c.clone())
+                content_cols
+                    .iter()
+                    .find(|x| x.ends_with(&format!(" AS {c}")))
+                    .cloned()
+                    .unwrap_or_else(|| c.clone())
             } else if c.starts_with("active_days_") {
                 format!("COALESCE(f_days.{c}, 0.0) AS {c}")
             } else {
@@ -218,10 +267,24 @@ pub async fn build(lake: &Lake, fs: &FeatureSet, as_of: NaiveDate) -> Result<Sna
     let users: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     let all_columns: Vec<String> = batches
         .first()
-        .map(|b| b.schema().fields().iter().skip(3).map(|f| f.name().clone()).collect())
+        .map(|b| {
+            b.schema()
+                .fields()
+                .iter()
+                .skip(3)
+                .map(|f| f.name().clone())
+                .collect()
+        })
         .unwrap_or_default();
     let predicate = col("as_of").eq(lit(ScalarValue::Date32(Some(t))));
-    let table_version = lake.overwrite(&tables::features(&fs.name), batches, &["as_of"], Some(predicate)).await?;
+    let table_version = lake
+        .overwrite(
+            &tables::features(&fs.name),
+            batches,
+            &["as_of"],
+            Some(predicate),
+        )
+        .await?;
     Ok(SnapshotReport {
         feature_set: fs.name.clone(),
         as_of,
@@ -234,9 +297,12 @@ pub async fn build(lake: &Lake, fs: &FeatureSet, as_of: NaiveDate) -> Result<Sna
 }
 
 async fn register_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
-    let df = ctx.sql(sql).await.map_err(|source| spire_lake::LakeError::Query { context: format!("building `{name}`"), source })?;
+    let df = ctx
+        .sql(sql)
+        .await
+        .map_err(|source| spire_lake::LakeError::query(format!("building `{name}`"), source))?;
     let _ = ctx.deregister_table(name);
     ctx.register_table(name, df.into_view())
-        .map_err(|source| spire_lake::LakeError::Query { context: format!("registering `{name}`"), source })?;
+        .map_err(|source| spire_lake::LakeError::query(format!("registering `{name}`"), source))?;
     Ok(())
 }

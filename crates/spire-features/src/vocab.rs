@@ -31,9 +31,9 @@ pub struct FeatureSetVersion {
 }
 
 fn state_path(lake: &Lake, name: &str) -> Result<PathBuf> {
-    let root = lake
-        .local_path("_spire")
-        .ok_or_else(|| FeatureError::InvalidInput("feature-set versions need a local lake folder for now".into()))?;
+    let root = lake.local_path("_spire").ok_or_else(|| {
+        FeatureError::InvalidInput("feature-set versions need a local lake folder for now".into())
+    })?;
     Ok(root.join("feature_sets").join(format!("{name}.json")))
 }
 
@@ -46,15 +46,27 @@ pub fn versions(lake: &Lake, name: &str) -> Result<Vec<FeatureSetVersion>> {
             message: format!("corrupt feature-set versions ({e}); delete the file to rediscover"),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(FeatureError::State { path: path.display().to_string(), message: e.to_string() }),
+        Err(e) => Err(FeatureError::State {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }),
     }
 }
 
 /// The version for the current definition of `fs`, freezing a new one if needed.
 /// `events_table` is the name `events` is registered under in `ctx`.
-pub async fn current(lake: &Lake, ctx: &SessionContext, fs: &FeatureSet, events_table: &str) -> Result<FeatureSetVersion> {
+pub async fn current(
+    lake: &Lake,
+    ctx: &SessionContext,
+    fs: &FeatureSet,
+    events_table: &str,
+) -> Result<FeatureSetVersion> {
     let mut all = versions(lake, &fs.name)?;
-    if let Some(v) = all.iter().rev().find(|v| v.definition_hash == fs.definition_hash) {
+    if let Some(v) = all
+        .iter()
+        .rev()
+        .find(|v| v.definition_hash == fs.definition_hash)
+    {
         return Ok(v.clone());
     }
     let categories = match &fs.categories {
@@ -82,11 +94,19 @@ pub async fn current(lake: &Lake, ctx: &SessionContext, fs: &FeatureSet, events_
         std::fs::write(&tmp, serde_json::to_vec_pretty(&all).unwrap_or_default())?;
         std::fs::rename(&tmp, &path)
     };
-    write().map_err(|e| FeatureError::State { path: path.display().to_string(), message: e.to_string() })?;
+    write().map_err(|e| FeatureError::State {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
     Ok(v)
 }
 
-async fn discover(ctx: &SessionContext, events: &str, column: &str, limit: usize) -> Result<Vec<String>> {
+async fn discover(
+    ctx: &SessionContext,
+    events: &str,
+    column: &str,
+    limit: usize,
+) -> Result<Vec<String>> {
     let sql = format!(
         "SELECT {column} FROM {events} WHERE NOT is_bot AND {column} IS NOT NULL
          GROUP BY {column} ORDER BY COUNT(*) DESC, {column} LIMIT {limit}"

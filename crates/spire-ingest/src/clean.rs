@@ -38,7 +38,7 @@ pub struct CleanReport {
 }
 
 /// Dates rebuilt per commit: bounds memory while keeping commits few.
-const DATES_PER_COMMIT: usize = 4;
+const DATES_PER_COMMIT: usize = 8;
 
 /// Rebuilds `dates` of `events` (all dates in `events_raw` when `None`).
 pub async fn clean(
@@ -48,24 +48,44 @@ pub async fn clean(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<CleanReport> {
     let ctx = lake.session();
-    if lake.register_as(&ctx, EVENTS_RAW, "events_raw").await?.is_none() {
+    if lake
+        .register_as(&ctx, EVENTS_RAW, "events_raw")
+        .await?
+        .is_none()
+    {
         return Ok(CleanReport::default());
     }
     let dates = match dates {
         Some(d) => d,
         None => all_dates(&ctx).await?,
     };
-    let mut report = CleanReport { dates: dates.len(), ..Default::default() };
+    let mut report = CleanReport {
+        dates: dates.len(),
+        ..Default::default()
+    };
+    let existing = lake.files_by_partition(EVENTS, "event_date").await?;
     let ua_pattern = rules
         .bot_user_agent_patterns
         .iter()
         .map(|p| format!("regexp_like(user_agent, '{}')", p.replace('\'', "''")))
         .collect::<Vec<_>>()
         .join(" OR ");
-    let ua_pattern = if ua_pattern.is_empty() { "false".to_string() } else { format!("COALESCE({ua_pattern}, false)") };
+    let ua_pattern = if ua_pattern.is_empty() {
+        "false".to_string()
+    } else {
+        format!("COALESCE({ua_pattern}, false)")
+    };
     for (i, group) in dates.chunks(DATES_PER_COMMIT).enumerate() {
-        let list = group.iter().map(|d| format!("DATE '{d}'")).collect::<Vec<_>>().join(", ");
-        let raw_rows = count(&ctx, &format!("SELECT COUNT(*) FROM events_raw WHERE event_date IN ({list})")).await?;
+        let list = group
+            .iter()
+            .map(|d| format!("DATE '{d}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let raw_rows = count(
+            &ctx,
+            &format!("SELECT COUNT(*) FROM events_raw WHERE event_date IN ({list})"),
+        )
+        .await?;
         let sql = format!(
             "WITH ranked AS (
                SELECT *, ROW_NUMBER() OVER (PARTITION BY event_date, event_id
@@ -93,15 +113,27 @@ pub async fn clean(
             .iter()
             .filter_map(|b| {
                 let c = b.column_by_name("is_bot")?;
-                let c = c.as_any().downcast_ref::<spire_lake::arrow::array::BooleanArray>()?;
+                let c = c
+                    .as_any()
+                    .downcast_ref::<spire_lake::arrow::array::BooleanArray>()?;
                 Some(c.true_count() as u64)
             })
             .sum();
         let predicate: Expr = col("event_date").in_list(
-            group.iter().map(|d| lit(ScalarValue::Date32(Some(days_since_epoch(*d))))).collect(),
+            group
+                .iter()
+                .map(|d| lit(ScalarValue::Date32(Some(days_since_epoch(*d)))))
+                .collect(),
             false,
         );
-        report.version = lake.overwrite(EVENTS, batches, &["event_date"], Some(predicate)).await?;
+        // Dates `events` has never held are appended (the first load); dates it holds are
+        // replaced in the same commit that writes their new rows.
+        report.version = if group.iter().any(|d| existing.contains_key(&d.to_string())) {
+            lake.overwrite(EVENTS, batches, &["event_date"], Some(predicate))
+                .await?
+        } else {
+            lake.append(EVENTS, batches, &["event_date"]).await?
+        };
         report.raw_rows += raw_rows;
         report.events += events;
         report.bot_events += bots;
@@ -111,27 +143,43 @@ pub async fn clean(
     Ok(report)
 }
 
-async fn all_dates(ctx: &spire_lake::datafusion::prelude::SessionContext) -> Result<Vec<NaiveDate>> {
-    let batches = Lake::query(ctx, "SELECT DISTINCT event_date FROM events_raw ORDER BY event_date").await?;
+async fn all_dates(
+    ctx: &spire_lake::datafusion::prelude::SessionContext,
+) -> Result<Vec<NaiveDate>> {
+    let batches = Lake::query(
+        ctx,
+        "SELECT DISTINCT event_date FROM events_raw ORDER BY event_date",
+    )
+    .await?;
     let mut out = Vec::new();
     for b in batches {
         let c = b
             .column(0)
             .as_any()
             .downcast_ref::<spire_lake::arrow::array::Date32Array>()
-            .ok_or_else(|| IngestError::InvalidInput("events_raw.event_date is not a date column".into()))?;
+            .ok_or_else(|| {
+                IngestError::InvalidInput("events_raw.event_date is not a date column".into())
+            })?;
         out.extend(c.iter().flatten().map(date_from_days));
     }
     Ok(out)
 }
 
 /// Runs a `SELECT COUNT(*)`-shaped query.
-pub(crate) async fn count(ctx: &spire_lake::datafusion::prelude::SessionContext, sql: &str) -> Result<u64> {
+pub(crate) async fn count(
+    ctx: &spire_lake::datafusion::prelude::SessionContext,
+    sql: &str,
+) -> Result<u64> {
     let batches = Lake::query(ctx, sql).await?;
     let n = batches
         .first()
         .filter(|b| b.num_rows() > 0)
-        .and_then(|b| b.column(0).as_any().downcast_ref::<Int64Array>().map(|a| a.value(0)))
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .map(|a| a.value(0))
+        })
         .unwrap_or(0);
     Ok(n.max(0) as u64)
 }
@@ -153,17 +201,36 @@ pub struct Reconciliation {
 }
 
 /// Reconciles an intake run after cleaning.
-pub async fn reconcile(lake: &Lake, ingest_id: &str, read: u64, dead_lettered: u64) -> Result<Reconciliation> {
+pub async fn reconcile(
+    lake: &Lake,
+    ingest_id: &str,
+    read: u64,
+    dead_lettered: u64,
+) -> Result<Reconciliation> {
     let ctx = lake.session();
     let id = ingest_id.replace('\'', "''");
     let (accepted, bot_flagged) = if lake.register_as(&ctx, EVENTS, "events").await?.is_some() {
         (
-            count(&ctx, &format!("SELECT COUNT(*) FROM events WHERE ingest_id = '{id}'")).await?,
-            count(&ctx, &format!("SELECT COUNT(*) FROM events WHERE ingest_id = '{id}' AND is_bot")).await?,
+            count(
+                &ctx,
+                &format!("SELECT COUNT(*) FROM events WHERE ingest_id = '{id}'"),
+            )
+            .await?,
+            count(
+                &ctx,
+                &format!("SELECT COUNT(*) FROM events WHERE ingest_id = '{id}' AND is_bot"),
+            )
+            .await?,
         )
     } else {
         (0, 0)
     };
     let raw = read.saturating_sub(dead_lettered);
-    Ok(Reconciliation { read, accepted, bot_flagged, dead_lettered, duplicates: raw.saturating_sub(accepted) })
+    Ok(Reconciliation {
+        read,
+        accepted,
+        bot_flagged,
+        dead_lettered,
+        duplicates: raw.saturating_sub(accepted),
+    })
 }

@@ -52,10 +52,15 @@ pub async fn ingest(
     let now = chrono::Utc::now().timestamp_micros();
     let parser = Parser::new(config, intake, now);
     let partitions = source.partitions();
-    let ids: Vec<String> = partitions.iter().map(|p| checkpoint_id(&config.name, p)).collect();
+    let ids: Vec<String> = partitions
+        .iter()
+        .map(|p| checkpoint_id(&config.name, p))
+        .collect();
     let raw_cp = lake.txn_versions(EVENTS_RAW, &ids).await?;
     let dead_cp = lake.txn_versions(DEAD_LETTERS, &ids).await?;
-    let cp_of = |m: &BTreeMap<String, i64>, p: &str| m.get(&checkpoint_id(&config.name, p)).copied().unwrap_or(0);
+    let cp_of = |m: &BTreeMap<String, i64>, p: &str| {
+        m.get(&checkpoint_id(&config.name, p)).copied().unwrap_or(0)
+    };
     let seek: Checkpoints = partitions
         .iter()
         .map(|p| (p.clone(), cp_of(&raw_cp, p).min(cp_of(&dead_cp, p))))
@@ -63,7 +68,11 @@ pub async fn ingest(
         .collect();
     source.seek(&seek)?;
 
-    let mut report = IntakeReport { source: config.name.clone(), ingest_id: ingest_id.to_string(), ..Default::default() };
+    let mut report = IntakeReport {
+        source: config.name.clone(),
+        ingest_id: ingest_id.to_string(),
+        ..Default::default()
+    };
     let mut raw = EventsRawBuilder::new(ingest_id, now);
     let mut dead = DeadLettersBuilder::new(ingest_id, now);
     while let Some(batch) = source.next_batch(intake.batch_rows)? {
@@ -79,7 +88,9 @@ pub async fn ingest(
                         report.already_ingested += 1;
                         continue;
                     }
-                    report.dates.insert(event.ts.div_euclid(86_400_000_000) as i32);
+                    report
+                        .dates
+                        .insert(event.ts.div_euclid(86_400_000_000) as i32);
                     raw.push(&event, p);
                 }
                 Err(reason) => {
@@ -97,8 +108,10 @@ pub async fn ingest(
         report.accepted += raw.len() as u64;
         // Dead letters first, then events: each table's checkpoint moves with its own rows,
         // and a crash between the two commits is resumed per table.
-        lake.append_with_txns(DEAD_LETTERS, vec![dead.finish()?], &[], &txns).await?;
-        lake.append_with_txns(EVENTS_RAW, vec![raw.finish()?], &["event_date"], &txns).await?;
+        lake.append_with_txns(DEAD_LETTERS, vec![dead.finish()?], &[], &txns)
+            .await?;
+        lake.append_with_txns(EVENTS_RAW, vec![raw.finish()?], &["event_date"], &txns)
+            .await?;
         tracing::debug!(source = %config.name, read = report.read, "intake batch committed");
         progress(report.read);
     }

@@ -105,13 +105,20 @@ impl Parser {
             return Err("empty record".to_string());
         }
         if let Err(e) = std::str::from_utf8(bytes) {
-            return Err(format!("not UTF-8: invalid byte at position {}", e.valid_up_to()));
+            return Err(format!(
+                "not UTF-8: invalid byte at position {}",
+                e.valid_up_to()
+            ));
         }
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("malformed JSON: {e}"))?;
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("malformed JSON: {e}"))?;
         let Value::Object(_) = &value else {
             return Err(format!("expected a JSON object, found {}", kind_of(&value)));
         };
-        let mut event = ParsedEvent { text: vec![None; TEXT_FIELDS.len()], ..ParsedEvent::default() };
+        let mut event = ParsedEvent {
+            text: vec![None; TEXT_FIELDS.len()],
+            ..ParsedEvent::default()
+        };
         let mut text_index = 0;
         for (field, lookup) in EVENT_FIELDS.iter().zip(&self.lookups) {
             let raw = match lookup {
@@ -141,7 +148,9 @@ impl Parser {
                 }
                 FieldType::Timestamp => {
                     let parsed = raw
-                        .map(|v| coerce_timestamp(v).map_err(|e| format!("field `{}`: {e}", field.name)))
+                        .map(|v| {
+                            coerce_timestamp(v).map_err(|e| format!("field `{}`: {e}", field.name))
+                        })
                         .transpose()?;
                     if field.name == "ts" {
                         event.ts = parsed.unwrap_or_default();
@@ -151,7 +160,9 @@ impl Parser {
                 }
                 FieldType::Integer => {
                     event.dwell_ms = raw
-                        .map(|v| coerce_integer(v).map_err(|e| format!("field `{}`: {e}", field.name)))
+                        .map(|v| {
+                            coerce_integer(v).map_err(|e| format!("field `{}`: {e}", field.name))
+                        })
                         .transpose()?;
                 }
             }
@@ -215,7 +226,9 @@ fn coerce_timestamp(v: &Value) -> Result<i64, String> {
             }
             DateTime::parse_from_rfc3339(s)
                 .map(|d| d.timestamp_micros())
-                .map_err(|e| format!("`{s}` is neither RFC 3339 nor epoch seconds/milliseconds ({e})"))
+                .map_err(|e| {
+                    format!("`{s}` is neither RFC 3339 nor epoch seconds/milliseconds ({e})")
+                })
         }
         other => Err(format!("expected a timestamp, found {}", kind_of(other))),
     }
@@ -223,14 +236,19 @@ fn coerce_timestamp(v: &Value) -> Result<i64, String> {
 
 fn coerce_integer(v: &Value) -> Result<i64, String> {
     let n = match v {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
         Value::String(s) => s.trim().parse::<i64>().ok(),
         _ => None,
     };
     match n {
         Some(n) if n >= 0 => Ok(n),
         Some(n) => Err(format!("{n} is negative")),
-        None => Err(format!("expected a non-negative integer, found {}", kind_of(v))),
+        None => Err(format!(
+            "expected a non-negative integer, found {}",
+            kind_of(v)
+        )),
     }
 }
 
@@ -244,15 +262,29 @@ mod tests {
     fn parser() -> Parser {
         let source = SourceConfig {
             name: "t".into(),
-            kind: SourceKind::File { pattern: "x".into(), format: None },
+            kind: SourceKind::File {
+                pattern: "x".into(),
+                format: None,
+            },
             fields: vec![("user_id".into(), "/who/id".into())],
         };
-        let intake = Intake { max_future_skew_secs: 60, max_record_bytes: 1000, batch_rows: 10 };
+        let intake = Intake {
+            max_future_skew_secs: 60,
+            max_record_bytes: 1000,
+            batch_rows: 10,
+        };
         Parser::new(&source, &intake, 1_700_000_000_000_000)
     }
 
     fn rec(s: &[u8]) -> RawRecord {
-        RawRecord { payload: s.to_vec(), position: Position { source: "t".into(), partition: "p".into(), offset: 1 } }
+        RawRecord {
+            payload: s.to_vec(),
+            position: Position {
+                source: "t".into(),
+                partition: "p".into(),
+                offset: 1,
+            },
+        }
     }
 
     #[test]
@@ -275,11 +307,26 @@ mod tests {
         let p = parser();
         let cases: &[(&[u8], &str)] = &[
             (b"{not json", "malformed JSON"),
-            (br#"{"event_id":"a","ts":1,"event_type":"x"}"#, "missing required field `user_id` (mapped from `/who/id`)"),
-            (br#"{"event_id":"a","who":{"id":"u"},"ts":"yesterday","event_type":"x"}"#, "neither RFC 3339"),
-            (br#"{"event_id":"a","who":{"id":"u"},"ts":1800000000,"event_type":"x"}"#, "in the future"),
-            (br#"{"event_id":"a","who":{"id":["u"]},"ts":1,"event_type":"x"}"#, "expected text, found an array"),
-            (br#"{"event_id":"a","who":{"id":"u"},"ts":1,"event_type":"x","dwell_ms":"long"}"#, "non-negative integer"),
+            (
+                br#"{"event_id":"a","ts":1,"event_type":"x"}"#,
+                "missing required field `user_id` (mapped from `/who/id`)",
+            ),
+            (
+                br#"{"event_id":"a","who":{"id":"u"},"ts":"yesterday","event_type":"x"}"#,
+                "neither RFC 3339",
+            ),
+            (
+                br#"{"event_id":"a","who":{"id":"u"},"ts":1800000000,"event_type":"x"}"#,
+                "in the future",
+            ),
+            (
+                br#"{"event_id":"a","who":{"id":["u"]},"ts":1,"event_type":"x"}"#,
+                "expected text, found an array",
+            ),
+            (
+                br#"{"event_id":"a","who":{"id":"u"},"ts":1,"event_type":"x","dwell_ms":"long"}"#,
+                "non-negative integer",
+            ),
             (b"\xff\xfe{}", "not UTF-8"),
             (b"  ", "empty record"),
             (b"[1,2]", "expected a JSON object"),

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use spire_lake::arrow::array::{
-    ArrayRef, BinaryBuilder, Date32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BinaryBuilder, Date32Builder, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use spire_lake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use spire_lake::LakeError;
@@ -73,7 +74,9 @@ impl EventsRawBuilder {
     /// A builder stamping rows with `ingest_id` and `ingested_at` (µs).
     pub fn new(ingest_id: &str, ingested_at: i64) -> EventsRawBuilder {
         EventsRawBuilder {
-            text: (0..TEXT_FIELDS.len()).map(|_| StringBuilder::new()).collect(),
+            text: (0..TEXT_FIELDS.len())
+                .map(|_| StringBuilder::new())
+                .collect(),
             ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             dwell: Int64Builder::new(),
             received: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
@@ -112,14 +115,19 @@ impl EventsRawBuilder {
         self.offset.append_value(pos.offset);
         self.ingest_id.append_value(&self.ingest);
         self.ingested_at.append_value(self.now);
-        self.date.append_value(e.ts.div_euclid(86_400_000_000) as i32);
+        self.date
+            .append_value(e.ts.div_euclid(86_400_000_000) as i32);
         self.rows += 1;
     }
 
     /// Finishes the batch (resetting the builder).
     pub fn finish(&mut self) -> Result<RecordBatch, LakeError> {
         let mut cols: Vec<ArrayRef> = Vec::new();
-        let mut text: Vec<ArrayRef> = self.text.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
+        let mut text: Vec<ArrayRef> = self
+            .text
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
         let rest = text.split_off(2);
         cols.extend(text);
         cols.push(Arc::new(self.ts.finish()));

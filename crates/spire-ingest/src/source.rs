@@ -41,7 +41,12 @@ pub trait Source: Send {
 /// Builds the source described by `config` (the one registration point for source kinds).
 pub fn build_source(config: &SourceConfig) -> Result<Box<dyn Source>> {
     match &config.kind {
-        SourceKind::File { pattern, format } => Ok(Box::new(FileSource::new(&config.name, pattern, *format)?)),
-        SourceKind::Synthetic(settings) => Ok(Box::new(SyntheticSource::new(&config.name, settings.clone()))),
+        SourceKind::File { pattern, format } => {
+            Ok(Box::new(FileSource::new(&config.name, pattern, *format)?))
+        }
+        SourceKind::Synthetic(settings) => Ok(Box::new(SyntheticSource::new(
+            &config.name,
+            settings.clone(),
+        ))),
     }
 }

@@ -3,14 +3,19 @@
 
 use std::sync::Arc;
 
-use deltalake::arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use deltalake::arrow::array::{
+    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray,
+};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Field, Schema};
 
 use crate::error::{LakeError, Result};
 
 fn cast_to(array: &ArrayRef, to: &DataType, what: &str) -> Result<ArrayRef> {
-    cast(array, to).map_err(|source| LakeError::Arrow { context: format!("reading column `{what}` as {to}"), source })
+    cast(array, to).map_err(|source| LakeError::Arrow {
+        context: format!("reading column `{what}` as {to}"),
+        source,
+    })
 }
 
 /// The named column of `batch` as text (any string-like or castable type).
@@ -45,7 +50,12 @@ pub fn ints(batch: &RecordBatch, name: &str) -> Result<Int64Array> {
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
     batch.column_by_name(name).ok_or_else(|| {
-        let have: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let have: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         LakeError::InvalidInput(format!("no column `{name}` (columns: {})", have.join(", ")))
     })
 }
@@ -54,7 +64,12 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
 /// written with types any Parquet reader understands.
 pub fn normalize(batch: RecordBatch) -> Result<RecordBatch> {
     let schema = batch.schema();
-    if !schema.fields().iter().any(|f| matches!(f.data_type(), DataType::Utf8View | DataType::BinaryView | DataType::LargeUtf8)) {
+    if !schema.fields().iter().any(|f| {
+        matches!(
+            f.data_type(),
+            DataType::Utf8View | DataType::BinaryView | DataType::LargeUtf8
+        )
+    }) {
         return Ok(batch);
     }
     let mut fields = Vec::new();
@@ -65,9 +80,15 @@ pub fn normalize(batch: RecordBatch) -> Result<RecordBatch> {
             DataType::BinaryView => DataType::Binary,
             other => other.clone(),
         };
-        cols.push(if &to == f.data_type() { Arc::clone(c) } else { cast_to(c, &to, f.name())? });
+        cols.push(if &to == f.data_type() {
+            Arc::clone(c)
+        } else {
+            cast_to(c, &to, f.name())?
+        });
         fields.push(Field::new(f.name(), to, f.is_nullable()));
     }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
-        .map_err(|source| LakeError::Arrow { context: "normalising a batch".into(), source })
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(|source| LakeError::Arrow {
+        context: "normalising a batch".into(),
+        source,
+    })
 }

@@ -12,7 +12,7 @@ pub enum LakeError {
         table: String,
         /// Cause.
         #[source]
-        source: deltalake::DeltaTableError,
+        source: Box<deltalake::DeltaTableError>,
     },
     /// A query failed (planning or execution).
     #[error("{context}: {source}")]
@@ -21,7 +21,7 @@ pub enum LakeError {
         context: String,
         /// Cause.
         #[source]
-        source: deltalake::datafusion::error::DataFusionError,
+        source: Box<deltalake::datafusion::error::DataFusionError>,
     },
     /// Building Arrow data failed.
     #[error("{context}: {source}")]
@@ -55,20 +55,41 @@ pub enum LakeError {
 }
 
 impl LakeError {
+    /// A query error with its context (the SQL text or what was being done).
+    pub fn query(
+        context: impl Into<String>,
+        source: deltalake::datafusion::error::DataFusionError,
+    ) -> LakeError {
+        LakeError::Query {
+            context: context.into(),
+            source: Box::new(source),
+        }
+    }
+
+    /// A Delta error on `table`.
+    pub fn delta(table: impl Into<String>, source: deltalake::DeltaTableError) -> LakeError {
+        LakeError::Delta {
+            table: table.into(),
+            source: Box::new(source),
+        }
+    }
+
     /// The error's kind.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            LakeError::Delta { source, .. } => match source {
+            LakeError::Delta { source, .. } => match source.as_ref() {
                 deltalake::DeltaTableError::NotATable(_) => ErrorKind::NotFound,
                 deltalake::DeltaTableError::VersionAlreadyExists(_) => ErrorKind::Conflict,
                 deltalake::DeltaTableError::Transaction { .. } => ErrorKind::Conflict,
                 deltalake::DeltaTableError::ObjectStore { .. } => ErrorKind::Unavailable,
                 _ => ErrorKind::Internal,
             },
-            LakeError::Query { source, .. } => match source {
+            LakeError::Query { source, .. } => match source.find_root() {
                 deltalake::datafusion::error::DataFusionError::SQL(..)
                 | deltalake::datafusion::error::DataFusionError::Plan(_)
-                | deltalake::datafusion::error::DataFusionError::SchemaError(..) => ErrorKind::InvalidInput,
+                | deltalake::datafusion::error::DataFusionError::SchemaError(..) => {
+                    ErrorKind::InvalidInput
+                }
                 _ => ErrorKind::Internal,
             },
             LakeError::Arrow { .. } => ErrorKind::Internal,

@@ -31,7 +31,10 @@ impl Lake {
             if !url.path().ends_with('/') {
                 url.set_path(&format!("{}/", url.path()));
             }
-            return Ok(Lake { root: url, local_root: None });
+            return Ok(Lake {
+                root: url,
+                local_root: None,
+            });
         }
         let path = PathBuf::from(root.trim_start_matches("file://"));
         std::fs::create_dir_all(&path).map_err(|source| LakeError::Io {
@@ -42,9 +45,13 @@ impl Lake {
             path: path.display().to_string(),
             source,
         })?;
-        let root = Url::from_directory_path(&path)
-            .map_err(|_| LakeError::InvalidInput(format!("lake path `{}` is not absolute", path.display())))?;
-        Ok(Lake { root, local_root: Some(path) })
+        let root = Url::from_directory_path(&path).map_err(|_| {
+            LakeError::InvalidInput(format!("lake path `{}` is not absolute", path.display()))
+        })?;
+        Ok(Lake {
+            root,
+            local_root: Some(path),
+        })
     }
 
     /// The lake's root URL.
@@ -72,7 +79,9 @@ impl Lake {
             }
         }
         let url = self.table_url(table)?;
-        let t = DeltaTable::try_from_url(url).await.map_err(|source| delta(table, source))?;
+        let t = DeltaTable::try_from_url(url)
+            .await
+            .map_err(|source| delta(table, source))?;
         Ok(version_of(&t).map(|_| t))
     }
 
@@ -97,13 +106,20 @@ impl Lake {
             })?;
         }
         let url = self.table_url(table)?;
-        DeltaTable::try_from_url(url).await.map_err(|source| delta(table, source))
+        DeltaTable::try_from_url(url)
+            .await
+            .map_err(|source| delta(table, source))
     }
 
     /// Appends batches in one commit (creating the table, partitioned by `partition_by`, if
     /// needed) and returns the new version. Empty input commits nothing and returns the
     /// current version.
-    pub async fn append(&self, table: &str, batches: Vec<RecordBatch>, partition_by: &[&str]) -> Result<Option<i64>> {
+    pub async fn append(
+        &self,
+        table: &str,
+        batches: Vec<RecordBatch>,
+        partition_by: &[&str],
+    ) -> Result<Option<i64>> {
         if batches.iter().all(|b| b.num_rows() == 0) {
             return self.version(table).await;
         }
@@ -133,12 +149,16 @@ impl Lake {
         }
         let batches = normalize_all(batches)?;
         let t = self.writable(table).await?;
-        let props = deltalake::kernel::transaction::CommitProperties::default().with_application_transactions(
-            txns.iter()
-                .map(|(id, v)| deltalake::kernel::Transaction::new(id, *v))
-                .collect(),
-        );
-        let mut w = t.write(batches).with_save_mode(SaveMode::Append).with_commit_properties(props);
+        let props = deltalake::kernel::transaction::CommitProperties::default()
+            .with_application_transactions(
+                txns.iter()
+                    .map(|(id, v)| deltalake::kernel::Transaction::new(id, *v))
+                    .collect(),
+            );
+        let mut w = t
+            .write(batches)
+            .with_save_mode(SaveMode::Append)
+            .with_commit_properties(props);
         if !partition_by.is_empty() {
             w = w.with_partition_columns(partition_by.iter().map(|s| s.to_string()));
         }
@@ -160,7 +180,11 @@ impl Lake {
 
     /// The last versions recorded for several application transactions of one table,
     /// loading the table once. Missing ids are absent from the map.
-    pub async fn txn_versions(&self, table: &str, app_ids: &[String]) -> Result<BTreeMap<String, i64>> {
+    pub async fn txn_versions(
+        &self,
+        table: &str,
+        app_ids: &[String],
+    ) -> Result<BTreeMap<String, i64>> {
         let mut out = BTreeMap::new();
         let Some(t) = self.table(table).await? else {
             return Ok(out);
@@ -211,20 +235,24 @@ impl Lake {
 
     /// Registers `table` in `ctx` under `alias` at its latest version; returns that version,
     /// or `None` (nothing registered) if the table does not exist.
-    pub async fn register_as(&self, ctx: &SessionContext, table: &str, alias: &str) -> Result<Option<i64>> {
+    pub async fn register_as(
+        &self,
+        ctx: &SessionContext,
+        table: &str,
+        alias: &str,
+    ) -> Result<Option<i64>> {
         let Some(t) = self.table(table).await? else {
             return Ok(None);
         };
-        t.update_datafusion_session(&ctx.state()).map_err(|source| delta(table, source))?;
-        let provider = t.table_provider().await.map_err(|source| LakeError::Query {
-            context: format!("reading table `{table}`"),
-            source,
-        })?;
+        t.update_datafusion_session(&ctx.state())
+            .map_err(|source| delta(table, source))?;
+        let provider = t
+            .table_provider()
+            .await
+            .map_err(|source| LakeError::query(format!("reading table `{table}`"), source))?;
         let _ = ctx.deregister_table(alias);
-        ctx.register_table(alias, provider).map_err(|source| LakeError::Query {
-            context: format!("registering table `{table}`"),
-            source,
-        })?;
+        ctx.register_table(alias, provider)
+            .map_err(|source| LakeError::query(format!("registering table `{table}`"), source))?;
         Ok(version_of(&t))
     }
 
@@ -267,12 +295,37 @@ impl Lake {
         Ok(uris.collect())
     }
 
+    /// Active data files of a table grouped by the value of a partition column, read from
+    /// the file paths (`column=value/`), with values URL-decoded.
+    pub async fn files_by_partition(
+        &self,
+        table: &str,
+        column: &str,
+    ) -> Result<BTreeMap<String, Vec<String>>> {
+        let key = format!("{column}=");
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for uri in self.file_uris(table).await? {
+            let Some(pos) = uri.find(&key) else { continue };
+            let rest = &uri[pos + key.len()..];
+            let value = &rest[..rest.find('/').unwrap_or(rest.len())];
+            let value = percent_decode(value);
+            out.entry(value).or_default().push(uri);
+        }
+        Ok(out)
+    }
+
     /// Runs a query and collects its batches; when it returns no rows, one empty batch with
     /// the query's schema is returned, so the result can always be written.
     pub async fn query_for_write(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
-        let df = ctx.sql(sql).await.map_err(|source| query_error(sql, source))?;
+        let df = ctx
+            .sql(sql)
+            .await
+            .map_err(|source| query_error(sql, source))?;
         let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
-        let mut batches = df.collect().await.map_err(|source| query_error(sql, source))?;
+        let mut batches = df
+            .collect()
+            .await
+            .map_err(|source| query_error(sql, source))?;
         batches.retain(|b| b.num_rows() > 0);
         if batches.is_empty() {
             batches.push(RecordBatch::new_empty(schema));
@@ -282,19 +335,28 @@ impl Lake {
 
     /// Runs a query and collects its batches.
     pub async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
-        let df = ctx.sql(sql).await.map_err(|source| query_error(sql, source))?;
-        df.collect().await.map_err(|source| query_error(sql, source))
+        let df = ctx
+            .sql(sql)
+            .await
+            .map_err(|source| query_error(sql, source))?;
+        df.collect()
+            .await
+            .map_err(|source| query_error(sql, source))
     }
 }
 
 fn query_error(sql: &str, source: deltalake::datafusion::error::DataFusionError) -> LakeError {
     let short: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    let short = if short.len() > 200 { format!("{}…", &short[..short.floor_char_boundary(200)]) } else { short };
-    LakeError::Query { context: format!("query `{short}`"), source }
+    let short = if short.len() > 200 {
+        format!("{}…", &short[..short.floor_char_boundary(200)])
+    } else {
+        short
+    };
+    LakeError::query(format!("query `{short}`"), source)
 }
 
 fn delta(table: &str, source: deltalake::DeltaTableError) -> LakeError {
-    LakeError::Delta { table: table.to_string(), source }
+    LakeError::delta(table, source)
 }
 
 /// A table's loaded version as the signed integer the registry records.
@@ -304,4 +366,25 @@ fn version_of(t: &DeltaTable) -> Option<i64> {
 
 fn normalize_all(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
     batches.into_iter().map(crate::columns::normalize).collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

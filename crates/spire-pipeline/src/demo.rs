@@ -79,10 +79,19 @@ pub fn scaffold(dir: &Path, options: &DemoOptions) -> Result<()> {
         .replace("users = 20000", &format!("users = {}", options.users))
         .replace("days = 30", &format!("days = {}", options.days))
         .replace("seed = 42", &format!("seed = {}", options.seed))
-        .replace("start_date = \"2026-10-01\"", &format!("start_date = \"{start}\""));
+        .replace(
+            "start_date = \"2026-10-01\"",
+            &format!("start_date = \"{start}\""),
+        );
     write(&dir.join("spire.toml"), &config)?;
-    write(&dir.join("segments/interests.toml"), include_str!("../../../examples/quickstart/segments/interests.toml"))?;
-    write(&dir.join("segments/rules.toml"), include_str!("../../../examples/quickstart/segments/rules.toml"))?;
+    write(
+        &dir.join("segments/interests.toml"),
+        include_str!("../../../examples/quickstart/segments/interests.toml"),
+    )?;
+    write(
+        &dir.join("segments/rules.toml"),
+        include_str!("../../../examples/quickstart/segments/rules.toml"),
+    )?;
     Ok(())
 }
 
@@ -94,7 +103,11 @@ fn write(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Scaffolds (if needed) and runs the demo in `dir`.
-pub async fn demo(dir: &Path, options: &DemoOptions, progress: &dyn Progress) -> Result<DemoReport> {
+pub async fn demo(
+    dir: &Path,
+    options: &DemoOptions,
+    progress: &dyn Progress,
+) -> Result<DemoReport> {
     scaffold(dir, options)?;
     let ws = Workspace::open(dir, &LoadOptions::default()).await?;
     let ingest = ingest::ingest(&ws, &IngestTarget::All, progress).await?;
@@ -106,7 +119,11 @@ pub async fn demo(dir: &Path, options: &DemoOptions, progress: &dyn Progress) ->
     let rows = check(&ws, &run, synthetic.as_ref(), progress).await?;
     let mean = |f: &dyn Fn(&DemoRow) -> f64| {
         let v: Vec<f64> = rows.iter().map(f).filter(|x| x.is_finite()).collect();
-        if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
     };
     Ok(DemoReport {
         dir: dir.display().to_string(),
@@ -120,12 +137,21 @@ pub async fn demo(dir: &Path, options: &DemoOptions, progress: &dyn Progress) ->
 }
 
 /// Oracle and control per trained segment.
-async fn check(ws: &Workspace, run: &RunSummary, synthetic: Option<&Clickstream>, progress: &dyn Progress) -> Result<Vec<DemoRow>> {
+async fn check(
+    ws: &Workspace,
+    run: &RunSummary,
+    synthetic: Option<&Clickstream>,
+    progress: &dyn Progress,
+) -> Result<Vec<DemoRow>> {
     let all = crate::segments::resolve(ws).await?;
     progress.start("oracle and control", run.trained.len() as u64);
     let mut rows = Vec::new();
     for (i, t) in run.trained.iter().enumerate() {
-        let audience = run.scored.iter().find(|s| s.segment == t.segment).map_or(0, |s| s.members);
+        let audience = run
+            .scored
+            .iter()
+            .find(|s| s.segment == t.segment)
+            .map_or(0, |s| s.members);
         let spec = all.iter().find(|s| s.spec.name == t.segment);
         let oracle_auc = match (synthetic, spec.and_then(|s| s.value.as_deref())) {
             (Some(gen), Some(value)) => match CATEGORIES.iter().position(|c| *c == value) {
@@ -166,13 +192,27 @@ async fn check(ws: &Workspace, run: &RunSummary, synthetic: Option<&Clickstream>
 }
 
 /// Fits the segment's model on shuffled training labels; returns its AUC on true test labels.
-async fn control(ws: &Workspace, s: &crate::segments::ResolvedSegment, as_of: chrono::NaiveDate, salt: u64) -> Result<f64> {
-    let SegmentKind::Model(spec) = &s.spec.kind else { return Ok(f64::NAN) };
-    let spire_core::config::Label::FutureEvents { predicate, min_count, horizon_days } = &spec.label else {
+async fn control(
+    ws: &Workspace,
+    s: &crate::segments::ResolvedSegment,
+    as_of: chrono::NaiveDate,
+    salt: u64,
+) -> Result<f64> {
+    let SegmentKind::Model(spec) = &s.spec.kind else {
+        return Ok(f64::NAN);
+    };
+    let spire_core::config::Label::FutureEvents {
+        predicate,
+        min_count,
+        horizon_days,
+    } = &spec.label
+    else {
         return Ok(f64::NAN);
     };
     let (ctx, v) = dataset::features_session(&ws.lake, &s.spec.feature_set).await?;
-    ws.lake.register_as(&ctx, spire_lake::tables::EVENTS, "events").await?;
+    ws.lake
+        .register_as(&ctx, spire_lake::tables::EVENTS, "events")
+        .await?;
     let m = dataset::load(&ctx, &s.spec.feature_set, v, as_of).await?;
     let label = FutureEventsLabel {
         segment: s.spec.name.clone(),
@@ -180,14 +220,32 @@ async fn control(ws: &Workspace, s: &crate::segments::ResolvedSegment, as_of: ch
         min_count: *min_count,
         horizon_days: *horizon_days,
     };
-    let pos = labels::future_events(&ctx, as_of, &[label]).await?.remove(&s.spec.name).unwrap_or_default();
+    let pos = labels::future_events(&ctx, as_of, &[label])
+        .await?
+        .remove(&s.spec.name)
+        .unwrap_or_default();
     let rows: Vec<usize> = (0..m.user_ids.len()).collect();
     let y: Vec<bool> = m.user_ids.iter().map(|u| pos.contains(u)).collect();
     let mut shuffled = y.clone();
-    shuffled.shuffle(&mut rand::rngs::StdRng::seed_from_u64(ws.project.defaults.seed ^ (salt + 1)));
-    let fitted = fit_and_evaluate(&s.spec.name, &m, &rows, &shuffled, spec, ws.project.defaults.test_fraction, ws.project.defaults.seed)?;
+    shuffled.shuffle(&mut rand::rngs::StdRng::seed_from_u64(
+        ws.project.defaults.seed ^ (salt + 1),
+    ));
+    let fitted = fit_and_evaluate(
+        &s.spec.name,
+        &m,
+        &rows,
+        &shuffled,
+        spec,
+        ws.project.defaults.test_fraction,
+        ws.project.defaults.seed,
+    )?;
     // Score the held-out users with the shuffled-label model, against their true labels.
-    let index: std::collections::HashMap<&str, usize> = m.user_ids.iter().enumerate().map(|(i, u)| (u.as_str(), i)).collect();
+    let index: std::collections::HashMap<&str, usize> = m
+        .user_ids
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.as_str(), i))
+        .collect();
     let ncol = m.columns.len();
     let mut data = Vec::new();
     let mut truth = Vec::new();
@@ -197,7 +255,10 @@ async fn control(ws: &Workspace, s: &crate::segments::ResolvedSegment, as_of: ch
             truth.push(y[*r]);
         }
     }
-    let model_err = |source| PipelineError::Model { segment: s.spec.name.clone(), source };
+    let model_err = |source| PipelineError::Model {
+        segment: s.spec.name.clone(),
+        source,
+    };
     let x = spire_ml::Matrix::new(truth.len(), ncol, data).map_err(model_err)?;
     use spire_ml::Predictor;
     let p = fitted.model.predict_proba(&x).map_err(model_err)?;

@@ -65,7 +65,10 @@ impl PipelineError {
 
     /// An I/O error on `path`.
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> PipelineError {
-        PipelineError::Io { path: path.as_ref().display().to_string(), source }
+        PipelineError::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
 }
 

@@ -56,7 +56,10 @@ impl SegmentIndex {
         let sql = "SELECT s.user_id, s.segment, s.score, s.model_version, CAST(s.as_of AS INT) AS d
                    FROM segments s JOIN (SELECT segment, MAX(as_of) AS m FROM segments GROUP BY segment) l
                    ON s.segment = l.segment AND s.as_of = l.m";
-        let mut index = SegmentIndex { version: Some(version), ..Default::default() };
+        let mut index = SegmentIndex {
+            version: Some(version),
+            ..Default::default()
+        };
         for b in Lake::query(&ctx, sql).await? {
             let users = columns::strings(&b, "user_id")?;
             let segs = columns::strings(&b, "segment")?;
@@ -71,14 +74,21 @@ impl SegmentIndex {
                     model_version: (!versions.is_null(r)).then(|| versions.value(r)),
                     as_of: date_from_days(dates.value(r) as i32),
                 };
-                let size = index.sizes.entry(m.segment.clone()).or_insert_with(|| SegmentSize {
-                    segment: m.segment.clone(),
-                    members: 0,
-                    as_of: m.as_of,
-                    model_version: m.model_version,
-                });
+                let size = index
+                    .sizes
+                    .entry(m.segment.clone())
+                    .or_insert_with(|| SegmentSize {
+                        segment: m.segment.clone(),
+                        members: 0,
+                        as_of: m.as_of,
+                        model_version: m.model_version,
+                    });
                 size.members += 1;
-                index.by_user.entry(users.value(r).to_string()).or_default().push(m);
+                index
+                    .by_user
+                    .entry(users.value(r).to_string())
+                    .or_default()
+                    .push(m);
             }
         }
         for v in index.by_user.values_mut() {

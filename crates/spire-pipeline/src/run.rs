@@ -29,8 +29,14 @@ pub async fn run(ws: &Workspace, names: &[String], progress: &dyn Progress) -> R
     let all = segments::resolve(ws).await?;
     let selected: Vec<ResolvedSegment> = segments::select(&all, names)?;
     let score_date = features::default_as_of(ws).await?;
-    let has_models = selected.iter().any(|s| matches!(s.spec.kind, SegmentKind::Model(_)));
-    let train_date = if has_models { Some(train::default_train_as_of(ws, &selected).await?) } else { None };
+    let has_models = selected
+        .iter()
+        .any(|s| matches!(s.spec.kind, SegmentKind::Model(_)));
+    let train_date = if has_models {
+        Some(train::default_train_as_of(ws, &selected).await?)
+    } else {
+        None
+    };
     let sets: Vec<String> = selected
         .iter()
         .filter(|s| !matches!(s.spec.kind, SegmentKind::RuleCombine { .. }))
@@ -38,12 +44,22 @@ pub async fn run(ws: &Workspace, names: &[String], progress: &dyn Progress) -> R
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let dates: Vec<_> = train_date.into_iter().chain([score_date]).collect::<BTreeSet<_>>().into_iter().collect();
+    let dates: Vec<_> = train_date
+        .into_iter()
+        .chain([score_date])
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     features::build(ws, &sets, &dates, progress).await?;
     let trained = match train_date {
         Some(d) => train::train(ws, &selected, d, progress).await?,
         None => Vec::new(),
     };
-    let (scored, segments_version) = score::score(ws, &selected, Some(score_date), progress).await?;
-    Ok(RunSummary { trained, scored, segments_version })
+    let (scored, segments_version) =
+        score::score(ws, &selected, Some(score_date), progress).await?;
+    Ok(RunSummary {
+        trained,
+        scored,
+        segments_version,
+    })
 }

@@ -27,7 +27,11 @@ pub async fn resolve(ws: &Workspace) -> Result<Vec<ResolvedSegment>> {
     for spec in &ws.project.segments {
         let values = match &spec.for_each {
             None => {
-                out.push(ResolvedSegment { spec: spec.clone(), family: spec.name.clone(), value: None });
+                out.push(ResolvedSegment {
+                    spec: spec.clone(),
+                    family: spec.name.clone(),
+                    value: None,
+                });
                 continue;
             }
             Some(ForEach::Values(v)) => v.clone(),
@@ -39,18 +43,31 @@ pub async fn resolve(ws: &Workspace) -> Result<Vec<ResolvedSegment>> {
                 }
                 let Some(c) = ctx.as_ref() else { continue };
                 let batches = Lake::query(c, q).await.map_err(|e| {
-                    PipelineError::InvalidInput(format!("{}: segment `{}`: for_each.sql: {e}", spec.file.display(), spec.name))
+                    PipelineError::InvalidInput(format!(
+                        "{}: segment `{}`: for_each.sql: {e}",
+                        spec.file.display(),
+                        spec.name
+                    ))
                 })?;
                 let mut values = Vec::new();
                 for b in &batches {
                     let name = b.schema().field(0).name().clone();
-                    values.extend(columns::strings(b, &name)?.iter().flatten().map(str::to_string));
+                    values.extend(
+                        columns::strings(b, &name)?
+                            .iter()
+                            .flatten()
+                            .map(str::to_string),
+                    );
                 }
                 values
             }
         };
         for (s, v) in spec.expand(&values).into_iter().zip(values) {
-            out.push(ResolvedSegment { spec: s, family: spec.name.clone(), value: Some(v) });
+            out.push(ResolvedSegment {
+                spec: s,
+                family: spec.name.clone(),
+                value: Some(v),
+            });
         }
     }
     let mut seen = BTreeSet::new();
@@ -74,10 +91,16 @@ pub fn select(all: &[ResolvedSegment], names: &[String]) -> Result<Vec<ResolvedS
     }
     let mut wanted: BTreeSet<String> = BTreeSet::new();
     for n in names {
-        let hits: Vec<&ResolvedSegment> = all.iter().filter(|s| &s.spec.name == n || &s.family == n).collect();
+        let hits: Vec<&ResolvedSegment> = all
+            .iter()
+            .filter(|s| &s.spec.name == n || &s.family == n)
+            .collect();
         if hits.is_empty() {
             let known: Vec<&str> = all.iter().map(|s| s.spec.name.as_str()).take(20).collect();
-            return Err(PipelineError::NotFound(format!("no segment or family `{n}` (segments: {}…)", known.join(", "))));
+            return Err(PipelineError::NotFound(format!(
+                "no segment or family `{n}` (segments: {}…)",
+                known.join(", ")
+            )));
         }
         wanted.extend(hits.iter().map(|s| s.spec.name.clone()));
     }
@@ -94,5 +117,9 @@ pub fn select(all: &[ResolvedSegment], names: &[String]) -> Result<Vec<ResolvedS
             break;
         }
     }
-    Ok(all.iter().filter(|s| wanted.contains(&s.spec.name)).cloned().collect())
+    Ok(all
+        .iter()
+        .filter(|s| wanted.contains(&s.spec.name))
+        .cloned()
+        .collect())
 }

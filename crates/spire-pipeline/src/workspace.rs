@@ -25,6 +25,10 @@ impl Workspace {
         let project = load_project(dir, options)?;
         let lake = Lake::open(&project.storage.lake)?;
         let registry = Registry::open(&project.storage.registry).await?;
-        Ok(Workspace { project, lake, registry })
+        Ok(Workspace {
+            project,
+            lake,
+            registry,
+        })
     }
 }

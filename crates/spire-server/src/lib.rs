@@ -31,7 +31,10 @@ impl AppState {
     /// Loads the latest segments snapshot from `lake`.
     pub async fn load(lake: Lake) -> Result<AppState, spire_pipeline::PipelineError> {
         let index = SegmentIndex::load(&lake).await?;
-        Ok(AppState { lake, index: Arc::new(RwLock::new(Arc::new(index))) })
+        Ok(AppState {
+            lake,
+            index: Arc::new(RwLock::new(Arc::new(index))),
+        })
     }
 
     fn index(&self) -> Arc<SegmentIndex> {
@@ -58,7 +61,11 @@ struct ApiError(spire_pipeline::PipelineError);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let kind = self.0.kind();
-        (status_for(kind), Json(json!({"error": self.0.to_string(), "kind": kind.to_string()}))).into_response()
+        (
+            status_for(kind),
+            Json(json!({"error": self.0.to_string(), "kind": kind.to_string()})),
+        )
+            .into_response()
     }
 }
 
@@ -82,7 +89,10 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     }))
 }
 
-async fn user_segments(State(state): State<AppState>, Path(user_id): Path<String>) -> impl IntoResponse {
+async fn user_segments(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+) -> impl IntoResponse {
     let index = state.index();
     Json(json!({"user_id": user_id, "segments": index.user(&user_id)}))
 }

@@ -11,7 +11,11 @@ use spire_lake::Lake;
 use tower::ServiceExt;
 
 async fn get(app: &axum::Router, uri: &str) -> (StatusCode, serde_json::Value) {
-    let res = app.clone().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+    let res = app
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let status = res.status();
     let body = res.into_body().collect().await.unwrap().to_bytes();
     (status, serde_json::from_slice(&body).unwrap())
@@ -21,7 +25,8 @@ async fn get(app: &axum::Router, uri: &str) -> (StatusCode, serde_json::Value) {
 async fn serves_memberships_sizes_and_health() {
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-    let day = |d: &str| spire_core::time::days_since_epoch(spire_core::time::parse_date(d).unwrap());
+    let day =
+        |d: &str| spire_core::time::days_since_epoch(spire_core::time::parse_date(d).unwrap());
     let batch = RecordBatch::try_new(
         spire_pipeline::stages::score::segments_schema(),
         vec![
@@ -29,17 +34,28 @@ async fn serves_memberships_sizes_and_health() {
             Arc::new(StringArray::from(vec!["a", "b", "a", "a"])),
             Arc::new(Float64Array::from(vec![0.9, 1.0, 0.8, 0.1])),
             Arc::new(Int64Array::from(vec![Some(3), None, Some(3), Some(2)])),
-            Arc::new(Date32Array::from(vec![day("2026-11-02"), day("2026-11-02"), day("2026-11-02"), day("2026-11-01")])),
+            Arc::new(Date32Array::from(vec![
+                day("2026-11-02"),
+                day("2026-11-02"),
+                day("2026-11-02"),
+                day("2026-11-01"),
+            ])),
         ],
     )
     .unwrap();
-    lake.append("segments", vec![batch], &["as_of"]).await.unwrap();
+    lake.append("segments", vec![batch], &["as_of"])
+        .await
+        .unwrap();
     let app = spire_server::router(spire_server::AppState::load(lake).await.unwrap());
 
     let (s, body) = get(&app, "/v1/users/u1/segments").await;
     assert_eq!(s, StatusCode::OK);
     let segs = body["segments"].as_array().unwrap();
-    assert_eq!(segs.len(), 2, "only the latest as_of of each segment: {body}");
+    assert_eq!(
+        segs.len(),
+        2,
+        "only the latest as_of of each segment: {body}"
+    );
     assert_eq!(segs[0]["segment"], "a");
     assert_eq!(segs[0]["score"], 0.9);
     assert_eq!(segs[0]["model_version"], 3);
@@ -51,7 +67,10 @@ async fn serves_memberships_sizes_and_health() {
 
     let (_, body) = get(&app, "/v1/segments").await;
     let sizes = body["segments"].as_array().unwrap();
-    assert_eq!(sizes.iter().find(|s| s["segment"] == "a").unwrap()["members"], 2);
+    assert_eq!(
+        sizes.iter().find(|s| s["segment"] == "a").unwrap()["members"],
+        2
+    );
 
     let (s, body) = get(&app, "/healthz").await;
     assert_eq!(s, StatusCode::OK);

@@ -39,7 +39,11 @@ pub struct ConfigErrors(pub Vec<ConfigIssue>);
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} problem(s) in the project configuration:", self.0.len())?;
+        writeln!(
+            f,
+            "{} problem(s) in the project configuration:",
+            self.0.len()
+        )?;
         for issue in &self.0 {
             writeln!(f, "  - {issue}")?;
         }
@@ -116,7 +120,8 @@ pub fn load_project(dir: &Path, options: &LoadOptions) -> Result<Project, Config
             }
         }
     }
-    let project = raw.map(|raw| valid::validate(dir, &config_path, raw, segment_files, &mut issues));
+    let project =
+        raw.map(|raw| valid::validate(dir, &config_path, raw, segment_files, &mut issues));
     match project {
         Some(p) if issues.list.is_empty() => Ok(p),
         _ => Err(ConfigErrors(issues.list)),

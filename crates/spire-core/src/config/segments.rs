@@ -146,8 +146,12 @@ impl SegmentExpr {
     fn substitute(&self, value: &str) -> SegmentExpr {
         match self {
             SegmentExpr::Segment(s) => SegmentExpr::Segment(s.replace("{value}", value)),
-            SegmentExpr::And(a, b) => SegmentExpr::And(Box::new(a.substitute(value)), Box::new(b.substitute(value))),
-            SegmentExpr::Or(a, b) => SegmentExpr::Or(Box::new(a.substitute(value)), Box::new(b.substitute(value))),
+            SegmentExpr::And(a, b) => {
+                SegmentExpr::And(Box::new(a.substitute(value)), Box::new(b.substitute(value)))
+            }
+            SegmentExpr::Or(a, b) => {
+                SegmentExpr::Or(Box::new(a.substitute(value)), Box::new(b.substitute(value)))
+            }
             SegmentExpr::Not(a) => SegmentExpr::Not(Box::new(a.substitute(value))),
         }
     }
@@ -232,11 +236,19 @@ impl SegmentSpec {
                 let sub = |s: &str| s.replace("{value}", v);
                 let sub_sql = |s: &str| s.replace("{value}", &v.replace('\'', "''"));
                 let kind = match &self.kind {
-                    SegmentKind::RulePredicate { predicate } => SegmentKind::RulePredicate { predicate: sub_sql(predicate) },
-                    SegmentKind::RuleCombine { expr } => SegmentKind::RuleCombine { expr: expr.substitute(v) },
+                    SegmentKind::RulePredicate { predicate } => SegmentKind::RulePredicate {
+                        predicate: sub_sql(predicate),
+                    },
+                    SegmentKind::RuleCombine { expr } => SegmentKind::RuleCombine {
+                        expr: expr.substitute(v),
+                    },
                     SegmentKind::Model(m) => SegmentKind::Model(ModelSpec {
                         label: match &m.label {
-                            Label::FutureEvents { predicate, min_count, horizon_days } => Label::FutureEvents {
+                            Label::FutureEvents {
+                                predicate,
+                                min_count,
+                                horizon_days,
+                            } => Label::FutureEvents {
                                 predicate: sub_sql(predicate),
                                 min_count: *min_count,
                                 horizon_days: *horizon_days,
@@ -264,8 +276,15 @@ impl SegmentSpec {
             expr.names(&mut refs);
             for r in refs {
                 if r == self.name {
-                    issues.push(&self.file, format!("segment `{}`.combine", self.name), "refers to itself");
-                } else if !r.contains("{value}") && !names.contains(&r) && !names.iter().any(|n| n.contains("{value}")) {
+                    issues.push(
+                        &self.file,
+                        format!("segment `{}`.combine", self.name),
+                        "refers to itself",
+                    );
+                } else if !r.contains("{value}")
+                    && !names.contains(&r)
+                    && !names.iter().any(|n| n.contains("{value}"))
+                {
                     issues.push(
                         &self.file,
                         format!("segment `{}`.combine", self.name),
@@ -282,7 +301,11 @@ pub fn slug(s: &str) -> String {
     s.chars()
         .map(|c| {
             let c = c.to_ascii_lowercase();
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
         })
         .collect()
 }
@@ -305,15 +328,29 @@ pub(super) fn validate_segment(
     };
     let for_each = match &s.for_each {
         None => None,
-        Some(RawForEach { values: Some(v), sql: None }) if !v.is_empty() => Some(ForEach::Values(v.clone())),
-        Some(RawForEach { values: None, sql: Some(q) }) if !q.trim().is_empty() => Some(ForEach::Sql(q.clone())),
+        Some(RawForEach {
+            values: Some(v),
+            sql: None,
+        }) if !v.is_empty() => Some(ForEach::Values(v.clone())),
+        Some(RawForEach {
+            values: None,
+            sql: Some(q),
+        }) if !q.trim().is_empty() => Some(ForEach::Sql(q.clone())),
         Some(_) => {
-            issues.push(file, key("for_each"), "give exactly one of `values = [...]` (non-empty) or `sql = \"...\"`");
+            issues.push(
+                file,
+                key("for_each"),
+                "give exactly one of `values = [...]` (non-empty) or `sql = \"...\"`",
+            );
             None
         }
     };
     if s.for_each.is_some() && !name.contains("{value}") {
-        issues.push(file, key("name"), "a `for_each` segment's name must contain `{value}`");
+        issues.push(
+            file,
+            key("name"),
+            "a `for_each` segment's name must contain `{value}`",
+        );
     }
     let feature_set = s.feature_set.clone().unwrap_or_default();
     let needs_fs = !(s.kind.as_deref() == Some("rule") && s.combine.is_some());
@@ -321,14 +358,19 @@ pub(super) fn validate_segment(
         let msg = if feature_set.is_empty() {
             "missing: name the feature set the segment reads".to_string()
         } else {
-            format!("unknown feature set `{feature_set}` (declared: {})", join(feature_sets))
+            format!(
+                "unknown feature set `{feature_set}` (declared: {})",
+                join(feature_sets)
+            )
         };
         issues.push(file, key("feature_set"), msg);
     }
     let output = validate_output(s.output.as_ref(), &key, file, issues);
     let kind = match s.kind.as_deref() {
         Some("rule") => match (&s.where_, &s.combine) {
-            (Some(p), None) if !p.trim().is_empty() => SegmentKind::RulePredicate { predicate: p.clone() },
+            (Some(p), None) if !p.trim().is_empty() => SegmentKind::RulePredicate {
+                predicate: p.clone(),
+            },
             (None, Some(c)) => match SegmentExpr::parse(c) {
                 Ok(expr) => SegmentKind::RuleCombine { expr },
                 Err(e) => {
@@ -337,13 +379,21 @@ pub(super) fn validate_segment(
                 }
             },
             _ => {
-                issues.push(file, key("where"), "a rule segment needs exactly one of `where` (SQL predicate) or `combine`");
+                issues.push(
+                    file,
+                    key("where"),
+                    "a rule segment needs exactly one of `where` (SQL predicate) or `combine`",
+                );
                 return None;
             }
         },
         Some("model") => SegmentKind::Model(validate_model(file, &key, s, issues)?),
         Some(other) => {
-            issues.push(file, key("kind"), format!("`{other}`: expected `rule` or `model`"));
+            issues.push(
+                file,
+                key("kind"),
+                format!("`{other}`: expected `rule` or `model`"),
+            );
             return None;
         }
         None => {
@@ -365,86 +415,163 @@ pub(super) fn validate_segment(
     })
 }
 
-fn validate_output(o: Option<&RawOutput>, key: &dyn Fn(&str) -> String, file: &Path, issues: &mut Issues) -> Output {
+fn validate_output(
+    o: Option<&RawOutput>,
+    key: &dyn Fn(&str) -> String,
+    file: &Path,
+    issues: &mut Issues,
+) -> Output {
     let o = o.cloned().unwrap_or_default();
     let threshold = match (o.top_fraction, o.min_score) {
         (Some(f), None) => {
             if !(f > 0.0 && f <= 1.0) {
-                issues.push(file, key("output.top_fraction"), format!("{f}: must be in (0, 1]"));
+                issues.push(
+                    file,
+                    key("output.top_fraction"),
+                    format!("{f}: must be in (0, 1]"),
+                );
             }
             Threshold::TopFraction(f)
         }
         (None, Some(m)) => {
             if !(0.0..=1.0).contains(&m) {
-                issues.push(file, key("output.min_score"), format!("{m}: must be in [0, 1]"));
+                issues.push(
+                    file,
+                    key("output.min_score"),
+                    format!("{m}: must be in [0, 1]"),
+                );
             }
             Threshold::MinScore(m)
         }
         (None, None) => Threshold::TopFraction(0.1),
         (Some(_), Some(_)) => {
-            issues.push(file, key("output"), "give one of `top_fraction` or `min_score`, not both");
+            issues.push(
+                file,
+                key("output"),
+                "give one of `top_fraction` or `min_score`, not both",
+            );
             Threshold::TopFraction(0.1)
         }
     };
-    Output { threshold, write_scores: o.write_scores.unwrap_or(false) }
+    Output {
+        threshold,
+        write_scores: o.write_scores.unwrap_or(false),
+    }
 }
 
-fn validate_model(file: &Path, key: &dyn Fn(&str) -> String, s: &RawSegment, issues: &mut Issues) -> Option<ModelSpec> {
+fn validate_model(
+    file: &Path,
+    key: &dyn Fn(&str) -> String,
+    s: &RawSegment,
+    issues: &mut Issues,
+) -> Option<ModelSpec> {
     let Some(label) = &s.label else {
-        issues.push(file, key("label"), "missing: a model segment needs a `[segment.label]`");
+        issues.push(
+            file,
+            key("label"),
+            "missing: a model segment needs a `[segment.label]`",
+        );
         return None;
     };
     let label = match label.kind.as_deref() {
         Some("future_events") => {
             let Some(predicate) = label.where_.clone().filter(|p| !p.trim().is_empty()) else {
-                issues.push(file, key("label.where"), "missing: SQL predicate on events, e.g. \"category = 'gadgets'\"");
+                issues.push(
+                    file,
+                    key("label.where"),
+                    "missing: SQL predicate on events, e.g. \"category = 'gadgets'\"",
+                );
                 return None;
             };
             let horizon_days = label.horizon_days.unwrap_or(7);
             if horizon_days == 0 || horizon_days > 366 {
-                issues.push(file, key("label.horizon_days"), format!("{horizon_days}: must be in 1..=366"));
+                issues.push(
+                    file,
+                    key("label.horizon_days"),
+                    format!("{horizon_days}: must be in 1..=366"),
+                );
             }
             let min_count = label.min_count.unwrap_or(1);
             if min_count == 0 {
                 issues.push(file, key("label.min_count"), "must be >= 1");
             }
-            Label::FutureEvents { predicate, min_count, horizon_days }
+            Label::FutureEvents {
+                predicate,
+                min_count,
+                horizon_days,
+            }
         }
         Some("seed_list") => {
             let Some(path) = &label.path else {
                 issues.push(file, key("label.path"), "missing: CSV file of user ids");
                 return None;
             };
-            let base = file.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+            let base = file
+                .parent()
+                .and_then(Path::parent)
+                .unwrap_or(Path::new("."));
             let path = base.join(path);
             if !path.is_file() {
-                issues.push(file, key("label.path"), format!("{} does not exist", path.display()));
+                issues.push(
+                    file,
+                    key("label.path"),
+                    format!("{} does not exist", path.display()),
+                );
             }
             Label::SeedList { path }
         }
         other => {
-            issues.push(file, key("label.kind"), format!("{other:?}: expected `future_events` or `seed_list`"));
+            issues.push(
+                file,
+                key("label.kind"),
+                format!("{other:?}: expected `future_events` or `seed_list`"),
+            );
             return None;
         }
     };
     let model = s.model.clone().unwrap_or_default();
-    let algorithm = model.algorithm.unwrap_or_else(|| "logistic_regression".to_string());
+    let algorithm = model
+        .algorithm
+        .unwrap_or_else(|| "logistic_regression".to_string());
     if algorithm != "logistic_regression" {
-        issues.push(file, key("model.algorithm"), format!("`{algorithm}`: available algorithms: logistic_regression"));
+        issues.push(
+            file,
+            key("model.algorithm"),
+            format!("`{algorithm}`: available algorithms: logistic_regression"),
+        );
     }
     let l2 = model.l2.unwrap_or(1e-4);
     if !(l2.is_finite() && l2 >= 0.0) {
-        issues.push(file, key("model.l2"), format!("{l2}: must be a finite number >= 0"));
+        issues.push(
+            file,
+            key("model.l2"),
+            format!("{l2}: must be a finite number >= 0"),
+        );
     }
     let max_iter = model.max_iter.unwrap_or(100);
     if max_iter == 0 || max_iter > 10_000 {
-        issues.push(file, key("model.max_iter"), format!("{max_iter}: must be in 1..=10000"));
+        issues.push(
+            file,
+            key("model.max_iter"),
+            format!("{max_iter}: must be in 1..=10000"),
+        );
     }
     let min_auc = s.gate.as_ref().and_then(|g| g.min_auc).unwrap_or(0.6);
     if !(0.0..=1.0).contains(&min_auc) {
-        issues.push(file, key("gate.min_auc"), format!("{min_auc}: must be in [0, 1]"));
+        issues.push(
+            file,
+            key("gate.min_auc"),
+            format!("{min_auc}: must be in [0, 1]"),
+        );
     }
-    Some(ModelSpec { label, eligibility: s.eligibility.clone(), algorithm, l2, max_iter, min_auc })
+    Some(ModelSpec {
+        label,
+        eligibility: s.eligibility.clone(),
+        algorithm,
+        l2,
+        max_iter,
+        min_auc,
+    })
 }
 
 fn join(set: &BTreeSet<String>) -> String {

@@ -46,7 +46,11 @@ label = { kind = "future_events", where = "category = '{value}'" }
     assert_eq!(family[1].name, "reads-o-reilly");
     match &family[1].kind {
         SegmentKind::Model(m) => match &m.label {
-            Label::FutureEvents { predicate, horizon_days, .. } => {
+            Label::FutureEvents {
+                predicate,
+                horizon_days,
+                ..
+            } => {
                 assert_eq!(predicate, "category = 'o''reilly'");
                 assert_eq!(*horizon_days, 7);
             }
@@ -115,12 +119,35 @@ combine = "x AND NOT"
 fn env_sections_and_overrides_apply() {
     let text = format!("{BASE}\n[env.prod.storage]\nlake = \"s3://bucket/lake\"\n");
     let dir = project(&[("spire.toml", &text)]);
-    let p = load_project(dir.path(), &LoadOptions { env: Some("prod".into()), overrides: vec![] }).unwrap();
+    let p = load_project(
+        dir.path(),
+        &LoadOptions {
+            env: Some("prod".into()),
+            overrides: vec![],
+        },
+    )
+    .unwrap();
     assert_eq!(p.storage.lake, "s3://bucket/lake");
-    let err = load_project(dir.path(), &LoadOptions { env: Some("staging".into()), overrides: vec![] }).unwrap_err();
+    let err = load_project(
+        dir.path(),
+        &LoadOptions {
+            env: Some("staging".into()),
+            overrides: vec![],
+        },
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("no `[env.staging]` section"));
-    let o = LoadOptions { env: None, overrides: vec![("SPIRE__INTAKE__MAX_FUTURE_SKEW_SECS".into(), "42".into())] };
-    assert_eq!(load_project(dir.path(), &o).unwrap().intake.max_future_skew_secs, 42);
+    let o = LoadOptions {
+        env: None,
+        overrides: vec![("SPIRE__INTAKE__MAX_FUTURE_SKEW_SECS".into(), "42".into())],
+    };
+    assert_eq!(
+        load_project(dir.path(), &o)
+            .unwrap()
+            .intake
+            .max_future_skew_secs,
+        42
+    );
 }
 
 #[test]

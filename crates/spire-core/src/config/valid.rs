@@ -224,7 +224,10 @@ pub(super) fn validate(
 ) -> Project {
     let effective = toml::to_string(&raw).unwrap_or_default();
     let storage = Storage {
-        lake: resolve(dir, raw.storage.lake.as_deref().unwrap_or("spire-data/lake")),
+        lake: resolve(
+            dir,
+            raw.storage.lake.as_deref().unwrap_or("spire-data/lake"),
+        ),
         registry: match raw.storage.registry.as_deref() {
             None => format!("sqlite://{}", dir.join("spire-data/spire.db").display()),
             Some(url) if url.starts_with("sqlite://") && !url.starts_with("sqlite:///") => {
@@ -237,7 +240,13 @@ pub(super) fn validate(
             }
             Some(url) => url.to_string(),
         },
-        artifacts: resolve(dir, raw.storage.artifacts.as_deref().unwrap_or("spire-data/artifacts")),
+        artifacts: resolve(
+            dir,
+            raw.storage
+                .artifacts
+                .as_deref()
+                .unwrap_or("spire-data/artifacts"),
+        ),
     };
 
     let mut sources = Vec::new();
@@ -245,11 +254,19 @@ pub(super) fn validate(
     for (i, s) in raw.sources.iter().enumerate() {
         let key = |k: &str| format!("sources[{i}].{k}");
         let Some(name) = s.name.clone() else {
-            issues.push(file, key("name"), "missing: every source needs a unique name");
+            issues.push(
+                file,
+                key("name"),
+                "missing: every source needs a unique name",
+            );
             continue;
         };
         if !names.insert(name.clone()) {
-            issues.push(file, key("name"), format!("`{name}` is used by another source"));
+            issues.push(
+                file,
+                key("name"),
+                format!("`{name}` is used by another source"),
+            );
         }
         let mut fields = Vec::new();
         for (canonical, from) in &s.fields {
@@ -261,14 +278,22 @@ pub(super) fn validate(
                 );
             }
             if from.starts_with('/') && from.len() < 2 {
-                issues.push(file, key(&format!("fields.{canonical}")), "empty JSON pointer");
+                issues.push(
+                    file,
+                    key(&format!("fields.{canonical}")),
+                    "empty JSON pointer",
+                );
             }
             fields.push((canonical.clone(), from.clone()));
         }
         let kind = match s.kind.as_deref() {
             Some("file") => {
                 let Some(path) = &s.path else {
-                    issues.push(file, key("path"), "missing: a file source needs `path` (a file or glob)");
+                    issues.push(
+                        file,
+                        key("path"),
+                        "missing: a file source needs `path` (a file or glob)",
+                    );
                     continue;
                 };
                 let format = match s.format.as_deref() {
@@ -276,17 +301,28 @@ pub(super) fn validate(
                     Some(f) => match FileFormat::parse(f) {
                         Some(ff) => Some(ff),
                         None => {
-                            issues.push(file, key("format"), format!("`{f}`: expected `jsonl` or `parquet`"));
+                            issues.push(
+                                file,
+                                key("format"),
+                                format!("`{f}`: expected `jsonl` or `parquet`"),
+                            );
                             None
                         }
                     },
                 };
-                SourceKind::File { pattern: resolve(dir, path), format }
+                SourceKind::File {
+                    pattern: resolve(dir, path),
+                    format,
+                }
             }
             Some("synthetic") => {
                 let users = s.users.unwrap_or(10_000);
                 if users == 0 || users > 100_000_000 {
-                    issues.push(file, key("users"), format!("{users}: must be in 1..=100000000"));
+                    issues.push(
+                        file,
+                        key("users"),
+                        format!("{users}: must be in 1..=100000000"),
+                    );
                 }
                 let days = s.days.unwrap_or(30);
                 if days == 0 || days > 3650 {
@@ -297,7 +333,9 @@ pub(super) fn validate(
                         issues.push(file, key("start_date"), e);
                         NaiveDate::MIN
                     }),
-                    None => chrono::Utc::now().date_naive() - chrono::Duration::days(i64::from(days)),
+                    None => {
+                        chrono::Utc::now().date_naive() - chrono::Duration::days(i64::from(days))
+                    }
                 };
                 SourceKind::Synthetic(SyntheticSettings {
                     users,
@@ -307,7 +345,11 @@ pub(super) fn validate(
                 })
             }
             Some(other) => {
-                issues.push(file, key("kind"), format!("`{other}`: expected `file` or `synthetic`"));
+                issues.push(
+                    file,
+                    key("kind"),
+                    format!("`{other}`: expected `file` or `synthetic`"),
+                );
                 continue;
             }
             None => {
@@ -330,7 +372,11 @@ pub(super) fn validate(
         issues.push(file, "intake.batch_rows", "must be >= 1");
     }
 
-    let patterns = raw.cleaning.bot_user_agent_patterns.clone().unwrap_or_else(default_bot_patterns);
+    let patterns = raw
+        .cleaning
+        .bot_user_agent_patterns
+        .clone()
+        .unwrap_or_else(default_bot_patterns);
     for (i, p) in patterns.iter().enumerate() {
         if let Err(e) = regex_syntax_check(p) {
             issues.push(file, format!("cleaning.bot_user_agent_patterns[{i}]"), e);
@@ -341,7 +387,11 @@ pub(super) fn validate(
         max_events_per_user_per_minute: raw.cleaning.max_events_per_user_per_minute.unwrap_or(30),
     };
     if cleaning.max_events_per_user_per_minute == 0 {
-        issues.push(file, "cleaning.max_events_per_user_per_minute", "must be >= 1");
+        issues.push(
+            file,
+            "cleaning.max_events_per_user_per_minute",
+            "must be >= 1",
+        );
     }
 
     let mut feature_sets = Vec::new();
@@ -353,16 +403,28 @@ pub(super) fn validate(
             continue;
         };
         if !is_identifier(&name) {
-            issues.push(file, key("name"), format!("`{name}`: use lowercase letters, digits and `_`"));
+            issues.push(
+                file,
+                key("name"),
+                format!("`{name}`: use lowercase letters, digits and `_`"),
+            );
         }
         if !fs_names.insert(name.clone()) {
-            issues.push(file, key("name"), format!("`{name}` is used by another feature set"));
+            issues.push(
+                file,
+                key("name"),
+                format!("`{name}` is used by another feature set"),
+            );
         }
         let mut windows = f.windows_days.clone().unwrap_or_else(|| vec![1, 7, 28]);
         windows.sort_unstable();
         windows.dedup();
         if windows.is_empty() || windows.iter().any(|w| *w == 0 || *w > 366) {
-            issues.push(file, key("windows_days"), "each window must be in 1..=366 days, at least one");
+            issues.push(
+                file,
+                key("windows_days"),
+                "each window must be in 1..=366 days, at least one",
+            );
         }
         let aggregations = f
             .aggregations
@@ -370,14 +432,22 @@ pub(super) fn validate(
             .unwrap_or_else(|| AGGREGATIONS.iter().map(|s| s.to_string()).collect());
         for a in &aggregations {
             if !AGGREGATIONS.contains(&a.as_str()) {
-                issues.push(file, key("aggregations"), format!("`{a}`: expected one of {}", AGGREGATIONS.join(", ")));
+                issues.push(
+                    file,
+                    key("aggregations"),
+                    format!("`{a}`: expected one of {}", AGGREGATIONS.join(", ")),
+                );
             }
         }
         let mut sql = Vec::new();
         for (j, t) in f.sql.iter().enumerate() {
             match (&t.name, &t.query) {
                 (Some(n), Some(q)) if !q.trim().is_empty() => sql.push((n.clone(), q.clone())),
-                _ => issues.push(file, key(&format!("sql[{j}]")), "needs `name` and a non-empty `query`"),
+                _ => issues.push(
+                    file,
+                    key(&format!("sql[{j}]")),
+                    "needs `name` and a non-empty `query`",
+                ),
             }
         }
         let lateness_hours = f.lateness_hours.unwrap_or(6);
@@ -414,7 +484,11 @@ pub(super) fn validate(
         for (i, s) in f.segment.iter().enumerate() {
             if let Some(spec) = validate_segment(path, i, s, &fs_names, issues) {
                 if segments.iter().any(|o| o.name == spec.name) {
-                    issues.push(path, format!("segment[{i}].name"), format!("`{}` is declared twice", spec.name));
+                    issues.push(
+                        path,
+                        format!("segment[{i}].name"),
+                        format!("`{}` is declared twice", spec.name),
+                    );
                 }
                 segments.push(spec);
             }
@@ -427,7 +501,11 @@ pub(super) fn validate(
 
     Project {
         dir: dir.to_path_buf(),
-        name: raw.project.name.clone().unwrap_or_else(|| "spire".to_string()),
+        name: raw
+            .project
+            .name
+            .clone()
+            .unwrap_or_else(|| "spire".to_string()),
         storage,
         sources,
         intake,
@@ -442,7 +520,8 @@ pub(super) fn validate(
 /// Lowercase ASCII letters, digits and `_`, starting with a letter.
 pub fn is_identifier(s: &str) -> bool {
     s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// Hex SHA-256 of bytes.

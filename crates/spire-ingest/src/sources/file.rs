@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use spire_core::config::FileFormat;
 use spire_lake::arrow::json::LineDelimitedWriter;
-use spire_lake::deltalake::parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use spire_lake::deltalake::parquet::arrow::arrow_reader::{
+    ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
 
 use crate::error::{IngestError, Result};
 use crate::record::{Position, RawRecord};
@@ -29,7 +31,10 @@ pub struct FileSource {
 
 enum Reader {
     Lines(BufReader<File>),
-    Parquet { reader: ParquetRecordBatchReader, pending: std::vec::IntoIter<Vec<u8>> },
+    Parquet {
+        reader: ParquetRecordBatchReader,
+        pending: std::vec::IntoIter<Vec<u8>>,
+    },
 }
 
 struct OpenFile {
@@ -42,11 +47,16 @@ struct OpenFile {
 impl FileSource {
     /// A source over the files matching `pattern` (a path or a glob).
     pub fn new(name: &str, pattern: &str, format: Option<FileFormat>) -> Result<FileSource> {
-        let err = |message: String| IngestError::Source { source_name: name.to_string(), message };
-        let paths = glob::glob(pattern).map_err(|e| err(format!("`{pattern}` is not a valid glob: {e}")))?;
+        let err = |message: String| IngestError::Source {
+            source_name: name.to_string(),
+            message,
+        };
+        let paths = glob::glob(pattern)
+            .map_err(|e| err(format!("`{pattern}` is not a valid glob: {e}")))?;
         let mut files = Vec::new();
         for p in paths {
-            let p = p.map_err(|e| err(format!("cannot read {}: {}", e.path().display(), e.error())))?;
+            let p =
+                p.map_err(|e| err(format!("cannot read {}: {}", e.path().display(), e.error())))?;
             if p.is_file() {
                 files.push(p);
             }
@@ -84,30 +94,52 @@ impl FileSource {
             return Ok(false);
         };
         self.next_file += 1;
-        let err = |message: String| IngestError::Source { source_name: self.name.clone(), message };
-        let file = File::open(&path).map_err(|e| err(format!("cannot open {}: {e}", path.display())))?;
+        let err = |message: String| IngestError::Source {
+            source_name: self.name.clone(),
+            message,
+        };
+        let file =
+            File::open(&path).map_err(|e| err(format!("cannot open {}: {e}", path.display())))?;
         if file.metadata().map(|m| m.len() == 0).unwrap_or(false) {
             self.empty_files.push(path.clone());
         }
-        let format = self.format.or_else(|| format_of(&path)).unwrap_or(FileFormat::JsonLines);
+        let format = self
+            .format
+            .or_else(|| format_of(&path))
+            .unwrap_or(FileFormat::JsonLines);
         let reader = match format {
             FileFormat::JsonLines => Reader::Lines(BufReader::with_capacity(1 << 20, file)),
             FileFormat::Parquet => {
                 let reader = ParquetRecordBatchReaderBuilder::try_new(file)
                     .and_then(|b| b.with_batch_size(8192).build())
-                    .map_err(|e| err(format!("{} is not a readable Parquet file: {e}", path.display())))?;
-                Reader::Parquet { reader, pending: Vec::new().into_iter() }
+                    .map_err(|e| {
+                        err(format!(
+                            "{} is not a readable Parquet file: {e}",
+                            path.display()
+                        ))
+                    })?;
+                Reader::Parquet {
+                    reader,
+                    pending: Vec::new().into_iter(),
+                }
             }
         };
         let partition = path.display().to_string();
         let skip_to = self.checkpoints.get(&partition).copied().unwrap_or(0);
-        self.current = Some(OpenFile { partition, reader, offset: 0, skip_to });
+        self.current = Some(OpenFile {
+            partition,
+            reader,
+            offset: 0,
+            skip_to,
+        });
         Ok(true)
     }
 }
 
 fn format_of(path: &Path) -> Option<FileFormat> {
-    path.extension().and_then(|e| e.to_str()).and_then(FileFormat::parse)
+    path.extension()
+        .and_then(|e| e.to_str())
+        .and_then(FileFormat::parse)
 }
 
 impl OpenFile {
@@ -116,10 +148,15 @@ impl OpenFile {
         match &mut self.reader {
             Reader::Lines(r) => {
                 let mut line = Vec::new();
-                let n = r.read_until(b'\n', &mut line).map_err(|e| IngestError::Source {
-                    source_name: source.to_string(),
-                    message: format!("{}: read failed after line {}: {e}", self.partition, self.offset),
-                })?;
+                let n = r
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| IngestError::Source {
+                        source_name: source.to_string(),
+                        message: format!(
+                            "{}: read failed after line {}: {e}",
+                            self.partition, self.offset
+                        ),
+                    })?;
                 if n == 0 {
                     return Ok(None);
                 }
@@ -135,20 +172,34 @@ impl OpenFile {
                 if let Some(row) = pending.next() {
                     return Ok(Some(row));
                 }
-                let Some(batch) = reader.next() else { return Ok(None) };
+                let Some(batch) = reader.next() else {
+                    return Ok(None);
+                };
                 let batch = batch.map_err(|e| IngestError::Source {
                     source_name: source.to_string(),
-                    message: format!("{}: Parquet read failed after row {}: {e}", self.partition, self.offset),
+                    message: format!(
+                        "{}: Parquet read failed after row {}: {e}",
+                        self.partition, self.offset
+                    ),
                 })?;
                 let mut out = Vec::new();
                 {
                     let mut w = LineDelimitedWriter::new(&mut out);
-                    w.write(&batch).and_then(|_| w.finish()).map_err(|e| IngestError::Source {
-                        source_name: source.to_string(),
-                        message: format!("{}: cannot convert rows after {}: {e}", self.partition, self.offset),
-                    })?;
+                    w.write(&batch)
+                        .and_then(|_| w.finish())
+                        .map_err(|e| IngestError::Source {
+                            source_name: source.to_string(),
+                            message: format!(
+                                "{}: cannot convert rows after {}: {e}",
+                                self.partition, self.offset
+                            ),
+                        })?;
                 }
-                let rows: Vec<Vec<u8>> = out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect();
+                let rows: Vec<Vec<u8>> = out
+                    .split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(<[u8]>::to_vec)
+                    .collect();
                 *pending = rows.into_iter();
             },
         }
@@ -170,7 +221,10 @@ impl Source for FileSource {
     }
 
     fn notes(&self) -> Vec<String> {
-        self.empty_files.iter().map(|p| format!("{} is empty: it holds no records", p.display())).collect()
+        self.empty_files
+            .iter()
+            .map(|p| format!("{} is empty: it holds no records", p.display()))
+            .collect()
     }
 
     fn next_batch(&mut self, max_records: usize) -> Result<Option<Vec<RawRecord>>> {
@@ -179,7 +233,9 @@ impl Source for FileSource {
             if self.current.is_none() && !self.open_next()? {
                 break;
             }
-            let Some(file) = self.current.as_mut() else { break };
+            let Some(file) = self.current.as_mut() else {
+                break;
+            };
             match file.next_payload(&self.name)? {
                 None => self.current = None,
                 Some(payload) => {

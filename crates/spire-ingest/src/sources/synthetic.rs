@@ -25,8 +25,26 @@ use crate::source::{Checkpoints, Source};
 
 /// Content categories.
 pub const CATEGORIES: [&str; 20] = [
-    "news", "politics", "business", "finance", "tech", "gadgets", "science", "health", "fitness", "food", "travel",
-    "luxury", "autos", "sports", "football", "entertainment", "music", "gaming", "fashion", "home",
+    "news",
+    "politics",
+    "business",
+    "finance",
+    "tech",
+    "gadgets",
+    "science",
+    "health",
+    "fitness",
+    "food",
+    "travel",
+    "luxury",
+    "autos",
+    "sports",
+    "football",
+    "entertainment",
+    "music",
+    "gaming",
+    "fashion",
+    "home",
 ];
 
 /// Publisher brands, each with the categories it mostly covers.
@@ -45,7 +63,14 @@ const NB: usize = BRANDS.len();
 const EVENTS_PER_SESSION: f64 = 2.6;
 const DEVICES: [(&str, f64); 3] = [("mobile", 0.60), ("desktop", 0.32), ("tablet", 0.08)];
 const COUNTRIES: [(&str, f64); 8] = [
-    ("US", 0.40), ("GB", 0.15), ("DE", 0.10), ("IN", 0.10), ("FR", 0.08), ("BR", 0.07), ("CA", 0.05), ("AU", 0.05),
+    ("US", 0.40),
+    ("GB", 0.15),
+    ("DE", 0.10),
+    ("IN", 0.10),
+    ("FR", 0.08),
+    ("BR", 0.07),
+    ("CA", 0.05),
+    ("AU", 0.05),
 ];
 const HUMAN_AGENTS: [&str; 3] = [
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
@@ -58,9 +83,20 @@ const BOT_AGENTS: [&str; 4] = [
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0 Safari/537.36",
     "curl/8.5.0",
 ];
-const EVENT_TYPES: [(&str, f64); 5] =
-    [("pageview", 0.85), ("click", 0.08), ("video_play", 0.05), ("share", 0.015), ("subscribe", 0.005)];
-const REFERRERS: [&str; 5] = ["https://www.google.com/", "https://news.ycombinator.com/", "https://t.co/", "", "https://www.facebook.com/"];
+const EVENT_TYPES: [(&str, f64); 5] = [
+    ("pageview", 0.85),
+    ("click", 0.08),
+    ("video_play", 0.05),
+    ("share", 0.015),
+    ("subscribe", 0.005),
+];
+const REFERRERS: [&str; 5] = [
+    "https://www.google.com/",
+    "https://news.ycombinator.com/",
+    "https://t.co/",
+    "",
+    "https://www.facebook.com/",
+];
 
 /// A human user's latent traits.
 #[derive(Debug, Clone)]
@@ -112,7 +148,9 @@ fn mix(mut x: u64) -> u64 {
 }
 
 fn rng_for(seed: u64, a: u64, b: u64) -> StdRng {
-    StdRng::seed_from_u64(mix(mix(mix(seed) ^ a) ^ b.wrapping_mul(0x2545_F491_4F6C_DD1D)))
+    StdRng::seed_from_u64(mix(
+        mix(mix(seed) ^ a) ^ b.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    ))
 }
 
 fn pick<T: Copy>(rng: &mut StdRng, items: &[(T, f64)]) -> T {
@@ -169,18 +207,37 @@ impl Clickstream {
     /// The latent traits of human user `u`.
     pub fn traits(&self, u: u64) -> UserTraits {
         let mut rng = rng_for(self.settings.seed, u, 0);
-        let activity = LogNormal::new((0.5f64).ln(), 0.9).map_or(0.5, |d| d.sample(&mut rng)).min(8.0);
+        let activity = LogNormal::new((0.5f64).ln(), 0.9)
+            .map_or(0.5, |d| d.sample(&mut rng))
+            .min(8.0);
         let interests = dirichlet::<NC>(&mut rng, 0.25);
         let interests_after = dirichlet::<NC>(&mut rng, 0.25);
         let days = f64::from(self.settings.days);
         let shift_day = (rng.random::<f64>() < 0.3).then(|| rng.random::<f64>() * (days + 14.0));
         let weekend_factor = if rng.random::<bool>() { 0.7 } else { 1.3 };
         let peak_hour = [8.0, 12.5, 20.5][rng.random_range(0..3)] + rng.random::<f64>() * 2.0 - 1.0;
-        let device = pick(&mut rng, &[(0usize, DEVICES[0].1), (1, DEVICES[1].1), (2, DEVICES[2].1)]);
-        let country_weights: Vec<(usize, f64)> = COUNTRIES.iter().enumerate().map(|(i, c)| (i, c.1)).collect();
+        let device = pick(
+            &mut rng,
+            &[(0usize, DEVICES[0].1), (1, DEVICES[1].1), (2, DEVICES[2].1)],
+        );
+        let country_weights: Vec<(usize, f64)> = COUNTRIES
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, c.1))
+            .collect();
         let country = pick(&mut rng, &country_weights);
         let brand_pref = dirichlet::<NB>(&mut rng, 1.0);
-        UserTraits { activity, interests, interests_after, shift_day, weekend_factor, peak_hour, device, country, brand_pref }
+        UserTraits {
+            activity,
+            interests,
+            interests_after,
+            shift_day,
+            weekend_factor,
+            peak_hour,
+            device,
+            country,
+            brand_pref,
+        }
     }
 
     fn day_factor(&self, t: &UserTraits, day: u32) -> f64 {
@@ -198,14 +255,20 @@ impl Clickstream {
     pub fn expected_events(&self, u: u64, c: usize, from_day: u32, days: u32) -> f64 {
         let t = self.traits(u);
         (from_day..from_day + days)
-            .map(|d| t.activity * self.day_factor(&t, d) * EVENTS_PER_SESSION * t.interest(c, f64::from(d) + 0.5))
+            .map(|d| {
+                t.activity
+                    * self.day_factor(&t, d)
+                    * EVENTS_PER_SESSION
+                    * t.interest(c, f64::from(d) + 0.5)
+            })
             .sum()
     }
 
     /// All records of day `day`, in offset order.
     pub fn day_records(&self, day: u32) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        let day_start = crate::time_micros(self.settings.start_date) + i64::from(day) * 86_400_000_000;
+        let day_start =
+            crate::time_micros(self.settings.start_date) + i64::from(day) * 86_400_000_000;
         for u in 0..self.settings.users {
             self.human_day(u, day, day_start, &mut out);
         }
@@ -223,21 +286,42 @@ impl Clickstream {
         let uid = Clickstream::user_id(u);
         let mut k = 0u64;
         for _ in 0..sessions {
-            let hour = (t.peak_hour + (rng.random::<f64>() + rng.random::<f64>() + rng.random::<f64>() - 1.5) * 4.0).rem_euclid(24.0);
+            let hour = (t.peak_hour
+                + (rng.random::<f64>() + rng.random::<f64>() + rng.random::<f64>() - 1.5) * 4.0)
+                .rem_euclid(24.0);
             let mut ts = day_start + (hour * 3_600_000_000.0) as i64;
             let n = 1 + Poisson::new(1.6).map_or(0.0, |p| p.sample(&mut rng)) as u32;
-            let weights: Vec<f64> = (0..NC).map(|c| t.interest(c, f64::from(day) + 0.5)).collect();
+            let weights: Vec<f64> = (0..NC)
+                .map(|c| t.interest(c, f64::from(day) + 0.5))
+                .collect();
             let mut cat = pick_weighted(&mut rng, &weights);
             for i in 0..n {
                 if i > 0 {
                     if rng.random::<f64>() > 0.7 {
                         cat = pick_weighted(&mut rng, &weights);
                     }
-                    ts += (rng.random::<f64>().max(1e-9).ln().abs() * 60_000_000.0) as i64 + 2_000_000;
+                    ts += (rng.random::<f64>().max(1e-9).ln().abs() * 60_000_000.0) as i64
+                        + 2_000_000;
+                }
+                if ts >= day_start + 86_400_000_000 {
+                    break; // sessions end at midnight, so the last day never spills over
                 }
                 let brand = self.brand_for(&mut rng, &t, cat);
                 let agent = HUMAN_AGENTS[t.device];
-                let record = event_json(&mut rng, &uid, u, day, k, ts, cat, brand, DEVICES[t.device].0, COUNTRIES[t.country].0, agent, self.settings.seed);
+                let record = event_json(
+                    &mut rng,
+                    &uid,
+                    u,
+                    day,
+                    k,
+                    ts,
+                    cat,
+                    brand,
+                    DEVICES[t.device].0,
+                    COUNTRIES[t.country].0,
+                    agent,
+                    self.settings.seed,
+                );
                 k += 1;
                 push_with_noise(&mut rng, record, out);
             }
@@ -248,9 +332,12 @@ impl Clickstream {
         let mut rng = rng_for(self.settings.seed ^ 0xB07, b, u64::from(day) + 1);
         let id = self.settings.users + b;
         let uid = Clickstream::user_id(id);
-        let crawler = b % 2 == 0;
+        let crawler = b.is_multiple_of(2);
         let (n, burst_start) = if crawler {
-            (Poisson::new(25.0).map_or(25.0, |p| p.sample(&mut rng)) as u64, None)
+            (
+                Poisson::new(25.0).map_or(25.0, |p| p.sample(&mut rng)) as u64,
+                None,
+            )
         } else {
             (80, Some(day_start + rng.random_range(0..86_000_000_000i64)))
         };
@@ -261,8 +348,25 @@ impl Clickstream {
             };
             let cat = rng.random_range(0..NC);
             let brand = rng.random_range(0..NB);
-            let agent = if crawler { BOT_AGENTS[(b as usize / 2) % BOT_AGENTS.len()] } else { HUMAN_AGENTS[1] };
-            let record = event_json(&mut rng, &uid, id, day, k, ts, cat, brand, "desktop", "US", agent, self.settings.seed);
+            let agent = if crawler {
+                BOT_AGENTS[(b as usize / 2) % BOT_AGENTS.len()]
+            } else {
+                HUMAN_AGENTS[1]
+            };
+            let record = event_json(
+                &mut rng,
+                &uid,
+                id,
+                day,
+                k,
+                ts,
+                cat,
+                brand,
+                "desktop",
+                "US",
+                agent,
+                self.settings.seed,
+            );
             push_with_noise(&mut rng, record, out);
         }
     }
@@ -271,7 +375,13 @@ impl Clickstream {
         let weights: Vec<f64> = BRANDS
             .iter()
             .enumerate()
-            .map(|(i, (_, cats))| if cats.contains(&cat) { t.brand_pref[i] + 0.05 } else { 0.0 })
+            .map(|(i, (_, cats))| {
+                if cats.contains(&cat) {
+                    t.brand_pref[i] + 0.05
+                } else {
+                    0.0
+                }
+            })
             .collect();
         if weights.iter().sum::<f64>() > 0.0 {
             pick_weighted(rng, &weights)
@@ -296,7 +406,10 @@ fn event_json(
     agent: &str,
     seed: u64,
 ) -> serde_json::Value {
-    let event_id = format!("{:016x}", mix(mix(seed ^ u.wrapping_mul(0x1000_0000_01B3)) ^ (u64::from(day) << 32 | k)));
+    let event_id = format!(
+        "{:016x}",
+        mix(mix(seed ^ u.wrapping_mul(0x1000_0000_01B3)) ^ (u64::from(day) << 32 | k))
+    );
     let item = (300.0 * rng.random::<f64>().powi(2)) as u32;
     let content = format!("{}-{item:04}", CATEGORIES[cat]);
     let event_type = pick(rng, &EVENT_TYPES);
@@ -410,7 +523,9 @@ impl SyntheticSource {
     }
 
     fn day_name(&self, day: u32) -> String {
-        (self.model.settings.start_date + chrono::Duration::days(i64::from(day))).format("%Y-%m-%d").to_string()
+        (self.model.settings.start_date + chrono::Duration::days(i64::from(day)))
+            .format("%Y-%m-%d")
+            .to_string()
     }
 }
 
@@ -425,7 +540,9 @@ impl Source for SyntheticSource {
     }
 
     fn partitions(&self) -> Vec<String> {
-        (0..self.model.settings.days).map(|d| self.day_name(d)).collect()
+        (0..self.model.settings.days)
+            .map(|d| self.day_name(d))
+            .collect()
     }
 
     fn next_batch(&mut self, max_records: usize) -> Result<Option<Vec<RawRecord>>> {
@@ -439,7 +556,11 @@ impl Source for SyntheticSource {
                     }
                     out.push(RawRecord {
                         payload,
-                        position: Position { source: self.name.clone(), partition: self.partition.clone(), offset: self.offset },
+                        position: Position {
+                            source: self.name.clone(),
+                            partition: self.partition.clone(),
+                            offset: self.offset,
+                        },
                     });
                 }
                 None => {
@@ -452,7 +573,9 @@ impl Source for SyntheticSource {
                     self.offset = 0;
                     let records = self.model.day_records(day);
                     // A fully ingested day is skipped as a whole.
-                    if self.checkpoints.get(&self.partition).copied().unwrap_or(0) >= records.len() as i64 {
+                    if self.checkpoints.get(&self.partition).copied().unwrap_or(0)
+                        >= records.len() as i64
+                    {
                         continue;
                     }
                     self.buffer = records.into_iter();

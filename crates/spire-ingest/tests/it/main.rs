@@ -10,7 +10,11 @@ use spire_ingest::intake::{self, IntakeReport};
 use spire_lake::Lake;
 
 pub fn intake_rules() -> Intake {
-    Intake { max_future_skew_secs: 300, max_record_bytes: 4096, batch_rows: 3 }
+    Intake {
+        max_future_skew_secs: 300,
+        max_record_bytes: 4096,
+        batch_rows: 3,
+    }
 }
 
 pub fn cleaning() -> Cleaning {
@@ -21,16 +25,33 @@ pub fn cleaning() -> Cleaning {
 }
 
 pub fn file_source(pattern: &str) -> Source {
-    Source { name: "files".into(), kind: SourceKind::File { pattern: pattern.into(), format: None }, fields: vec![] }
+    Source {
+        name: "files".into(),
+        kind: SourceKind::File {
+            pattern: pattern.into(),
+            format: None,
+        },
+        fields: vec![],
+    }
 }
 
 /// Intake + clean + reconcile, as `spire ingest` does.
 pub async fn ingest(lake: &Lake, source: &Source, id: &str) -> (IntakeReport, Reconciliation) {
     let mut s = spire_ingest::build_source(source).unwrap();
-    let report = intake::ingest(lake, source, &intake_rules(), s.as_mut(), id, &mut |_| {}).await.unwrap();
-    let dates = report.dates.iter().map(|d| spire_core::time::date_from_days(*d)).collect();
-    clean::clean(lake, &cleaning(), Some(dates), &mut |_, _| {}).await.unwrap();
-    let rec = clean::reconcile(lake, id, report.read, report.dead_lettered).await.unwrap();
+    let report = intake::ingest(lake, source, &intake_rules(), s.as_mut(), id, &mut |_| {})
+        .await
+        .unwrap();
+    let dates = report
+        .dates
+        .iter()
+        .map(|d| spire_core::time::date_from_days(*d))
+        .collect();
+    clean::clean(lake, &cleaning(), Some(dates), &mut |_, _| {})
+        .await
+        .unwrap();
+    let rec = clean::reconcile(lake, id, report.read, report.dead_lettered)
+        .await
+        .unwrap();
     (report, rec)
 }
 
@@ -38,5 +59,7 @@ pub async fn count(lake: &Lake, sql: &str) -> i64 {
     let ctx = lake.session();
     lake.register_all(&ctx).await.unwrap();
     let b = Lake::query(&ctx, sql).await.unwrap();
-    spire_lake::columns::ints(&b[0], b[0].schema().field(0).name()).unwrap().value(0)
+    spire_lake::columns::ints(&b[0], b[0].schema().field(0).name())
+        .unwrap()
+        .value(0)
 }

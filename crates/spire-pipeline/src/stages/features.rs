@@ -23,29 +23,37 @@ pub struct FeatureBuild {
 pub async fn default_as_of(ws: &Workspace) -> Result<NaiveDate> {
     let ctx = ws.lake.session();
     if ws.lake.register_as(&ctx, EVENTS, "events").await?.is_none() {
-        return Err(PipelineError::NotFound("no `events` table yet: run `spire ingest` first".into()));
+        return Err(PipelineError::NotFound(
+            "no `events` table yet: run `spire ingest` first".into(),
+        ));
     }
     Ok(spire_features::labels::data_end(&ctx).await?)
 }
 
 /// Refreshes partials and builds a snapshot per date in `as_of` for `feature_sets` (all when
 /// empty).
-pub async fn build(ws: &Workspace, feature_sets: &[String], as_of: &[NaiveDate], progress: &dyn Progress) -> Result<Vec<FeatureBuild>> {
+pub async fn build(
+    ws: &Workspace,
+    feature_sets: &[String],
+    as_of: &[NaiveDate],
+    progress: &dyn Progress,
+) -> Result<Vec<FeatureBuild>> {
     let sets: Vec<_> = if feature_sets.is_empty() {
         ws.project.feature_sets.clone()
     } else {
         feature_sets
             .iter()
             .map(|n| {
-                ws.project
-                    .feature_set(n)
-                    .cloned()
-                    .ok_or_else(|| PipelineError::NotFound(format!("no feature set `{n}` in spire.toml")))
+                ws.project.feature_set(n).cloned().ok_or_else(|| {
+                    PipelineError::NotFound(format!("no feature set `{n}` in spire.toml"))
+                })
             })
             .collect::<Result<_>>()?
     };
     if sets.is_empty() {
-        return Err(PipelineError::InvalidInput("spire.toml declares no [[feature_sets]]".into()));
+        return Err(PipelineError::InvalidInput(
+            "spire.toml declares no [[feature_sets]]".into(),
+        ));
     }
     let mut out = Vec::new();
     for fs in &sets {
@@ -53,16 +61,33 @@ pub async fn build(ws: &Workspace, feature_sets: &[String], as_of: &[NaiveDate],
         progress.start(&stage, 0);
         let mut tick = |done: usize, _total: usize| progress.update(&stage, done as u64);
         let p = partials::refresh(&ws.lake, fs, &mut tick).await?;
-        progress.finish(&stage, &format!("{}: {} of {} event dates rebuilt", fs.name, p.dates_rebuilt, p.dates_total));
+        progress.finish(
+            &stage,
+            &format!(
+                "{}: {} of {} event dates rebuilt",
+                fs.name, p.dates_rebuilt, p.dates_total
+            ),
+        );
         let mut snapshots = Vec::new();
         for date in as_of {
             let stage = format!("snapshot {} {date}", fs.name);
             progress.start(&stage, 0);
             let s = snapshot::build(&ws.lake, fs, *date).await?;
-            progress.finish(&stage, &format!("{} as of {date}: {} users × {} features", fs.name, s.users, s.columns.len()));
+            progress.finish(
+                &stage,
+                &format!(
+                    "{} as of {date}: {} users × {} features",
+                    fs.name,
+                    s.users,
+                    s.columns.len()
+                ),
+            );
             snapshots.push(s);
         }
-        out.push(FeatureBuild { partials: p, snapshots });
+        out.push(FeatureBuild {
+            partials: p,
+            snapshots,
+        });
     }
     Ok(out)
 }

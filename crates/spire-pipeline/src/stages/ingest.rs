@@ -42,12 +42,17 @@ pub struct IngestSummary {
 }
 
 /// Runs intake for `target`, then cleans the touched event dates.
-pub async fn ingest(ws: &Workspace, target: &IngestTarget, progress: &dyn Progress) -> Result<IngestSummary> {
+pub async fn ingest(
+    ws: &Workspace,
+    target: &IngestTarget,
+    progress: &dyn Progress,
+) -> Result<IngestSummary> {
     let configs: Vec<SourceConfig> = match target {
         IngestTarget::All => {
             if ws.project.sources.is_empty() {
                 return Err(PipelineError::InvalidInput(
-                    "spire.toml declares no [[sources]]: add one, or pass --path FILE_OR_GLOB".into(),
+                    "spire.toml declares no [[sources]]: add one, or pass --path FILE_OR_GLOB"
+                        .into(),
                 ));
             }
             ws.project.sources.clone()
@@ -56,8 +61,12 @@ pub async fn ingest(ws: &Workspace, target: &IngestTarget, progress: &dyn Progre
             .iter()
             .map(|n| {
                 ws.project.source(n).cloned().ok_or_else(|| {
-                    let known: Vec<&str> = ws.project.sources.iter().map(|s| s.name.as_str()).collect();
-                    PipelineError::NotFound(format!("no source `{n}` in spire.toml (sources: {})", known.join(", ")))
+                    let known: Vec<&str> =
+                        ws.project.sources.iter().map(|s| s.name.as_str()).collect();
+                    PipelineError::NotFound(format!(
+                        "no source `{n}` in spire.toml (sources: {})",
+                        known.join(", ")
+                    ))
                 })
             })
             .collect::<Result<_>>()?,
@@ -65,9 +74,18 @@ pub async fn ingest(ws: &Workspace, target: &IngestTarget, progress: &dyn Progre
             let pattern = if std::path::Path::new(p).is_absolute() {
                 p.clone()
             } else {
-                std::env::current_dir().map(|d| d.join(p).display().to_string()).unwrap_or_else(|_| p.clone())
+                std::env::current_dir()
+                    .map(|d| d.join(p).display().to_string())
+                    .unwrap_or_else(|_| p.clone())
             };
-            vec![SourceConfig { name: "files".into(), kind: SourceKind::File { pattern, format: None }, fields: Vec::new() }]
+            vec![SourceConfig {
+                name: "files".into(),
+                kind: SourceKind::File {
+                    pattern,
+                    format: None,
+                },
+                fields: Vec::new(),
+            }]
         }
     };
     let mut reports = Vec::new();
@@ -78,10 +96,21 @@ pub async fn ingest(ws: &Workspace, target: &IngestTarget, progress: &dyn Progre
         let stage = format!("ingest {}", config.name);
         progress.start(&stage, 0);
         let mut tick = |n: u64| progress.update(&stage, n);
-        let report = intake::ingest(&ws.lake, config, &ws.project.intake, source.as_mut(), &ingest_id, &mut tick).await?;
+        let report = intake::ingest(
+            &ws.lake,
+            config,
+            &ws.project.intake,
+            source.as_mut(),
+            &ingest_id,
+            &mut tick,
+        )
+        .await?;
         progress.finish(
             &stage,
-            &format!("{}: {} read, {} accepted, {} dead-lettered", config.name, report.read, report.accepted, report.dead_lettered),
+            &format!(
+                "{}: {} read, {} accepted, {} dead-lettered",
+                config.name, report.read, report.accepted, report.dead_lettered
+            ),
         );
         dates.extend(report.dates.iter().copied());
         reports.push(report);
@@ -92,12 +121,24 @@ pub async fn ingest(ws: &Workspace, target: &IngestTarget, progress: &dyn Progre
     let clean = clean::clean(&ws.lake, &ws.project.cleaning, Some(dates), &mut tick).await?;
     progress.finish(
         "clean",
-        &format!("{} dates rebuilt: {} events ({} bot), {} duplicates removed", clean.dates, clean.events, clean.bot_events, clean.duplicates),
+        &format!(
+            "{} dates rebuilt: {} events ({} bot), {} duplicates removed",
+            clean.dates, clean.events, clean.bot_events, clean.duplicates
+        ),
     );
     let mut sources = Vec::new();
     for intake in reports {
-        let reconciliation = clean::reconcile(&ws.lake, &intake.ingest_id, intake.read, intake.dead_lettered).await?;
-        sources.push(SourceSummary { intake, reconciliation });
+        let reconciliation = clean::reconcile(
+            &ws.lake,
+            &intake.ingest_id,
+            intake.read,
+            intake.dead_lettered,
+        )
+        .await?;
+        sources.push(SourceSummary {
+            intake,
+            reconciliation,
+        });
     }
     Ok(IngestSummary { sources, clean })
 }

@@ -68,24 +68,37 @@ pub async fn score(
     progress: &dyn Progress,
 ) -> Result<(Vec<ScoreOutcome>, Option<i64>)> {
     progress.start("score", segments.len() as u64);
-    let mut snapshots: HashMap<String, (spire_lake::datafusion::prelude::SessionContext, FeatureMatrix)> = HashMap::new();
+    let mut snapshots: HashMap<
+        String,
+        (
+            spire_lake::datafusion::prelude::SessionContext,
+            FeatureMatrix,
+        ),
+    > = HashMap::new();
     let mut members: BTreeMap<String, Members> = BTreeMap::new();
     let mut outcomes = Vec::new();
     let mut date: Option<NaiveDate> = as_of;
-    for s in segments.iter().filter(|s| !matches!(s.spec.kind, SegmentKind::RuleCombine { .. })) {
+    for s in segments
+        .iter()
+        .filter(|s| !matches!(s.spec.kind, SegmentKind::RuleCombine { .. }))
+    {
         let fs = &s.spec.feature_set;
         if !snapshots.contains_key(fs) {
             let (ctx, v) = dataset::features_session(&ws.lake, fs).await?;
             let d = match as_of {
                 Some(d) => d,
                 None => dataset::latest_as_of(&ctx).await?.ok_or_else(|| {
-                    PipelineError::NotFound(format!("feature set `{fs}` has no snapshot: run `spire features build`"))
+                    PipelineError::NotFound(format!(
+                        "feature set `{fs}` has no snapshot: run `spire features build`"
+                    ))
                 })?,
             };
             let m = dataset::load(&ctx, fs, v, d).await?;
             snapshots.insert(fs.clone(), (ctx, m));
         }
-        let Some((ctx, m)) = snapshots.get(fs) else { continue };
+        let Some((ctx, m)) = snapshots.get(fs) else {
+            continue;
+        };
         date = Some(date.map_or(m.as_of, |d| d.max(m.as_of)));
         let name = &s.spec.name;
         let (result, eligible_n) = match &s.spec.kind {
@@ -94,10 +107,18 @@ pub async fn score(
                 let n = users.len();
                 let mut users: Vec<(String, f64)> = users.into_iter().map(|u| (u, 1.0)).collect();
                 users.sort_by(|a, b| a.0.cmp(&b.0));
-                (Members { users, model_version: None, all_scores: None }, m.user_ids.len().max(n))
+                (
+                    Members {
+                        users,
+                        model_version: None,
+                        all_scores: None,
+                    },
+                    m.user_ids.len().max(n),
+                )
             }
             SegmentKind::Model(spec) => {
-                let Some(champion) = ws.registry.get_alias(name, "champion").await.ok().flatten() else {
+                let Some(champion) = ws.registry.get_alias(name, "champion").await.ok().flatten()
+                else {
                     outcomes.push(ScoreOutcome {
                         segment: name.clone(),
                         as_of: m.as_of,
@@ -105,13 +126,20 @@ pub async fn score(
                         eligible: 0,
                         members: 0,
                         threshold: None,
-                        skipped: Some("no champion yet (never trained, or no version passed the gate)".into()),
+                        skipped: Some(
+                            "no champion yet (never trained, or no version passed the gate)".into(),
+                        ),
                     });
                     continue;
                 };
                 let model = load_artifact(&champion.artifact_uri, name)?;
                 let x = aligned_matrix(m, model.feature_names(), name)?;
-                let scores = model.predict_proba(&x).map_err(|source| PipelineError::Model { segment: name.clone(), source })?;
+                let scores = model
+                    .predict_proba(&x)
+                    .map_err(|source| PipelineError::Model {
+                        segment: name.clone(),
+                        source,
+                    })?;
                 let eligible: Option<HashSet<String>> = match &spec.eligibility {
                     Some(p) => Some(dataset::eligible(ctx, m.as_of, p, name).await?),
                     None => None,
@@ -131,7 +159,14 @@ pub async fn score(
                     Threshold::MinScore(t) => scored.iter().take_while(|(_, p)| *p >= t).count(),
                 };
                 scored.truncate(keep.min(n));
-                (Members { users: scored, model_version: Some(champion.version), all_scores }, n)
+                (
+                    Members {
+                        users: scored,
+                        model_version: Some(champion.version),
+                        all_scores,
+                    },
+                    n,
+                )
             }
             SegmentKind::RuleCombine { .. } => continue,
         };
@@ -147,7 +182,10 @@ pub async fn score(
         members.insert(name.clone(), result);
         progress.update("score", outcomes.len() as u64);
     }
-    let universe: HashSet<String> = snapshots.values().flat_map(|(_, m)| m.user_ids.iter().cloned()).collect();
+    let universe: HashSet<String> = snapshots
+        .values()
+        .flat_map(|(_, m)| m.user_ids.iter().cloned())
+        .collect();
     for s in segments {
         if let SegmentKind::RuleCombine { expr } = &s.spec.kind {
             let set = evaluate(expr, &members, &universe).map_err(PipelineError::InvalidInput)?;
@@ -162,7 +200,14 @@ pub async fn score(
                 threshold: None,
                 skipped: None,
             });
-            members.insert(s.spec.name.clone(), Members { users, model_version: None, all_scores: None });
+            members.insert(
+                s.spec.name.clone(),
+                Members {
+                    users,
+                    model_version: None,
+                    all_scores: None,
+                },
+            );
         }
     }
     let Some(date) = date else {
@@ -171,22 +216,37 @@ pub async fn score(
     };
     let version = write(ws, &members, date).await?;
     let total: usize = outcomes.iter().map(|o| o.members).sum();
-    progress.finish("score", &format!("{} segments scored as of {date}: {total} memberships", members.len()));
+    progress.finish(
+        "score",
+        &format!(
+            "{} segments scored as of {date}: {total} memberships",
+            members.len()
+        ),
+    );
     Ok((outcomes, version))
 }
 
-fn evaluate(expr: &SegmentExpr, members: &BTreeMap<String, Members>, universe: &HashSet<String>) -> Result<HashSet<String>, String> {
+fn evaluate(
+    expr: &SegmentExpr,
+    members: &BTreeMap<String, Members>,
+    universe: &HashSet<String>,
+) -> Result<HashSet<String>, String> {
     Ok(match expr {
         SegmentExpr::Segment(n) => members
             .get(n)
-            .ok_or_else(|| format!("segment `{n}` has no memberships in this run (is it trained and scored?)"))?
+            .ok_or_else(|| {
+                format!("segment `{n}` has no memberships in this run (is it trained and scored?)")
+            })?
             .users
             .iter()
             .map(|(u, _)| u.clone())
             .collect(),
         SegmentExpr::And(a, b) => {
             let b = evaluate(b, members, universe)?;
-            evaluate(a, members, universe)?.into_iter().filter(|u| b.contains(u)).collect()
+            evaluate(a, members, universe)?
+                .into_iter()
+                .filter(|u| b.contains(u))
+                .collect()
         }
         SegmentExpr::Or(a, b) => {
             let mut a = evaluate(a, members, universe)?;
@@ -195,7 +255,11 @@ fn evaluate(expr: &SegmentExpr, members: &BTreeMap<String, Members>, universe: &
         }
         SegmentExpr::Not(a) => {
             let a = evaluate(a, members, universe)?;
-            universe.iter().filter(|u| !a.contains(*u)).cloned().collect()
+            universe
+                .iter()
+                .filter(|u| !a.contains(*u))
+                .cloned()
+                .collect()
         }
     })
 }
@@ -203,7 +267,12 @@ fn evaluate(expr: &SegmentExpr, members: &BTreeMap<String, Members>, universe: &
 /// The snapshot's columns in the order the model expects; a missing column is an error
 /// telling the user to retrain.
 fn aligned_matrix(m: &FeatureMatrix, names: &[String], segment: &str) -> Result<Matrix> {
-    let index: HashMap<&str, usize> = m.columns.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = m
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
     let idx: Vec<usize> = names
         .iter()
         .map(|n| {
@@ -221,38 +290,80 @@ fn aligned_matrix(m: &FeatureMatrix, names: &[String], segment: &str) -> Result<
         let row = &m.values[r * ncol..(r + 1) * ncol];
         data.extend(idx.iter().map(|i| row[*i]));
     }
-    Matrix::new(m.user_ids.len(), idx.len(), data).map_err(|source| PipelineError::Model { segment: segment.into(), source })
+    Matrix::new(m.user_ids.len(), idx.len(), data).map_err(|source| PipelineError::Model {
+        segment: segment.into(),
+        source,
+    })
 }
 
 fn batch(rows: &[(String, String, f64, Option<i64>)], date: i32) -> Result<RecordBatch> {
     RecordBatch::try_new(
         segments_schema(),
         vec![
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0.as_str()))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1.as_str()))),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.0.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.1.as_str()),
+            )),
             Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))),
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.3).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+            )),
             Arc::new(Date32Array::from(vec![date; rows.len()])),
         ],
     )
-    .map_err(|source| PipelineError::Lake(spire_lake::LakeError::Arrow { context: "segments batch".into(), source }))
+    .map_err(|source| {
+        PipelineError::Lake(spire_lake::LakeError::Arrow {
+            context: "segments batch".into(),
+            source,
+        })
+    })
 }
 
-async fn write(ws: &Workspace, members: &BTreeMap<String, Members>, date: NaiveDate) -> Result<Option<i64>> {
+async fn write(
+    ws: &Workspace,
+    members: &BTreeMap<String, Members>,
+    date: NaiveDate,
+) -> Result<Option<i64>> {
     let d = days_since_epoch(date);
     let mut rows = Vec::new();
     let mut scores = Vec::new();
     for (segment, m) in members {
-        rows.extend(m.users.iter().map(|(u, p)| (u.clone(), segment.clone(), *p, m.model_version)));
+        rows.extend(
+            m.users
+                .iter()
+                .map(|(u, p)| (u.clone(), segment.clone(), *p, m.model_version)),
+        );
         if let Some(all) = &m.all_scores {
-            scores.extend(all.iter().map(|(u, p)| (u.clone(), segment.clone(), *p, m.model_version)));
+            scores.extend(
+                all.iter()
+                    .map(|(u, p)| (u.clone(), segment.clone(), *p, m.model_version)),
+            );
         }
     }
     let names: Vec<_> = members.keys().map(|s| lit(s.as_str())).collect();
-    let predicate = col("as_of").eq(lit(ScalarValue::Date32(Some(d)))).and(col("segment").in_list(names, false));
-    let version = ws.lake.overwrite(SEGMENTS, vec![batch(&rows, d)?], &["as_of"], Some(predicate.clone())).await?;
+    let predicate = col("as_of")
+        .eq(lit(ScalarValue::Date32(Some(d))))
+        .and(col("segment").in_list(names, false));
+    let version = ws
+        .lake
+        .overwrite(
+            SEGMENTS,
+            vec![batch(&rows, d)?],
+            &["as_of"],
+            Some(predicate.clone()),
+        )
+        .await?;
     if !scores.is_empty() {
-        ws.lake.overwrite(SCORES, vec![batch(&scores, d)?], &["as_of"], Some(predicate)).await?;
+        ws.lake
+            .overwrite(
+                SCORES,
+                vec![batch(&scores, d)?],
+                &["as_of"],
+                Some(predicate),
+            )
+            .await?;
     }
     Ok(version)
 }

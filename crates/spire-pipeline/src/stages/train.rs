@@ -88,7 +88,10 @@ pub fn fit_and_evaluate(
     test_fraction: f64,
     seed: u64,
 ) -> Result<Fitted> {
-    let model_err = |source| PipelineError::Model { segment: segment.to_string(), source };
+    let model_err = |source| PipelineError::Model {
+        segment: segment.to_string(),
+        source,
+    };
     let keys: Vec<&str> = rows.iter().map(|r| m.user_ids[*r].as_str()).collect();
     let split = spire_ml::stratified_split(&keys, y, test_fraction, seed).map_err(model_err)?;
     let ncol = m.columns.len();
@@ -104,8 +107,15 @@ pub fn fit_and_evaluate(
     let y_train: Vec<bool> = split.train.iter().map(|i| y[*i]).collect();
     let x_test = gather(&split.test)?;
     let y_test: Vec<bool> = split.test.iter().map(|i| y[*i]).collect();
-    let params = LogisticRegressionParams { l2: spec.l2, max_iter: spec.max_iter, ..Default::default() };
-    let model = params.validate().and_then(|p| p.fit(&x_train, &y_train, &m.columns)).map_err(model_err)?;
+    let params = LogisticRegressionParams {
+        l2: spec.l2,
+        max_iter: spec.max_iter,
+        ..Default::default()
+    };
+    let model = params
+        .validate()
+        .and_then(|p| p.fit(&x_train, &y_train, &m.columns))
+        .map_err(model_err)?;
     let p = model.predict_proba(&x_test).map_err(model_err)?;
     let evaluation = Evaluation {
         auc: spire_ml::roc_auc(&y_test, &p).unwrap_or(f64::NAN),
@@ -118,17 +128,31 @@ pub fn fit_and_evaluate(
         positives_test: y_test.iter().filter(|v| **v).count(),
         iterations: model.iterations(),
     };
-    let test_users = split.test.iter().map(|i| (keys[*i].to_string(), y[*i])).collect();
-    Ok(Fitted { model, evaluation, test_users })
+    let test_users = split
+        .test
+        .iter()
+        .map(|i| (keys[*i].to_string(), y[*i]))
+        .collect();
+    Ok(Fitted {
+        model,
+        evaluation,
+        test_users,
+    })
 }
 
 /// The latest `as_of` at which every label of `segments` has a complete horizon.
-pub async fn default_train_as_of(ws: &Workspace, segments: &[ResolvedSegment]) -> Result<NaiveDate> {
+pub async fn default_train_as_of(
+    ws: &Workspace,
+    segments: &[ResolvedSegment],
+) -> Result<NaiveDate> {
     let end = crate::stages::features::default_as_of(ws).await?;
     let horizon = segments
         .iter()
         .filter_map(|s| match &s.spec.kind {
-            SegmentKind::Model(ModelSpec { label: Label::FutureEvents { horizon_days, .. }, .. }) => Some(*horizon_days),
+            SegmentKind::Model(ModelSpec {
+                label: Label::FutureEvents { horizon_days, .. },
+                ..
+            }) => Some(*horizon_days),
             _ => None,
         })
         .max()
@@ -137,11 +161,19 @@ pub async fn default_train_as_of(ws: &Workspace, segments: &[ResolvedSegment]) -
 }
 
 /// Trains every model segment in `segments` as of `as_of` (snapshots must exist).
-pub async fn train(ws: &Workspace, segments: &[ResolvedSegment], as_of: NaiveDate, progress: &dyn Progress) -> Result<Vec<TrainOutcome>> {
+pub async fn train(
+    ws: &Workspace,
+    segments: &[ResolvedSegment],
+    as_of: NaiveDate,
+    progress: &dyn Progress,
+) -> Result<Vec<TrainOutcome>> {
     let mut by_fs: BTreeMap<String, Vec<(&ResolvedSegment, &ModelSpec)>> = BTreeMap::new();
     for s in segments {
         if let SegmentKind::Model(m) = &s.spec.kind {
-            by_fs.entry(s.spec.feature_set.clone()).or_default().push((s, m));
+            by_fs
+                .entry(s.spec.feature_set.clone())
+                .or_default()
+                .push((s, m));
         }
     }
     let total: usize = by_fs.values().map(Vec::len).sum();
@@ -150,11 +182,19 @@ pub async fn train(ws: &Workspace, segments: &[ResolvedSegment], as_of: NaiveDat
     for (fs, group) in by_fs {
         let (ctx, features_version) = dataset::features_session(&ws.lake, &fs).await?;
         let m = dataset::load(&ctx, &fs, features_version, as_of).await?;
-        let events_version = ws.lake.register_as(&ctx, EVENTS, "events").await?.unwrap_or(-1);
+        let events_version = ws
+            .lake
+            .register_as(&ctx, EVENTS, "events")
+            .await?
+            .unwrap_or(-1);
         let future: Vec<FutureEventsLabel> = group
             .iter()
             .filter_map(|(s, spec)| match &spec.label {
-                Label::FutureEvents { predicate, min_count, horizon_days } => Some(FutureEventsLabel {
+                Label::FutureEvents {
+                    predicate,
+                    min_count,
+                    horizon_days,
+                } => Some(FutureEventsLabel {
                     segment: s.spec.name.clone(),
                     predicate: predicate.clone(),
                     min_count: *min_count,
@@ -176,13 +216,23 @@ pub async fn train(ws: &Workspace, segments: &[ResolvedSegment], as_of: NaiveDat
                 None => None,
             };
             let rows: Vec<usize> = (0..m.user_ids.len())
-                .filter(|r| eligible.as_ref().is_none_or(|e| e.contains(&m.user_ids[*r])))
+                .filter(|r| {
+                    eligible
+                        .as_ref()
+                        .is_none_or(|e| e.contains(&m.user_ids[*r]))
+                })
                 .collect();
             let pos = positives.get(name).cloned().unwrap_or_default();
             let y: Vec<bool> = rows.iter().map(|r| pos.contains(&m.user_ids[*r])).collect();
             let inputs = vec![
-                TableInput { table: EVENTS.into(), version: events_version },
-                TableInput { table: spire_lake::tables::features(&fs), version: features_version },
+                TableInput {
+                    table: EVENTS.into(),
+                    version: events_version,
+                },
+                TableInput {
+                    table: spire_lake::tables::features(&fs),
+                    version: features_version,
+                },
             ];
             let outcome = register(ws, s, spec, &m, &rows, &y, as_of, inputs).await?;
             out.push(outcome);
@@ -190,7 +240,13 @@ pub async fn train(ws: &Workspace, segments: &[ResolvedSegment], as_of: NaiveDat
         }
     }
     let promoted = out.iter().filter(|o| o.promoted).count();
-    progress.finish("train", &format!("{} models trained, {promoted} promoted to champion", out.len()));
+    progress.finish(
+        "train",
+        &format!(
+            "{} models trained, {promoted} promoted to champion",
+            out.len()
+        ),
+    );
     Ok(out)
 }
 
@@ -213,8 +269,14 @@ async fn register(
     params.insert("max_iter".to_string(), spec.max_iter.to_string());
     params.insert("as_of".to_string(), as_of.to_string());
     params.insert("feature_set".to_string(), m.feature_set.clone());
-    params.insert("feature_set_version".to_string(), m.feature_set_version.to_string());
-    params.insert("test_fraction".to_string(), defaults.test_fraction.to_string());
+    params.insert(
+        "feature_set_version".to_string(),
+        m.feature_set_version.to_string(),
+    );
+    params.insert(
+        "test_fraction".to_string(),
+        defaults.test_fraction.to_string(),
+    );
     params.insert("seed".to_string(), defaults.seed.to_string());
     params.insert("label".to_string(), format!("{:?}", spec.label));
     let mut tags = BTreeMap::new();
@@ -231,10 +293,20 @@ async fn register(
             spire_version: env!("CARGO_PKG_VERSION").to_string(),
         })
         .await?;
-    let fitted = match fit_and_evaluate(name, m, rows, y, spec, defaults.test_fraction, defaults.seed) {
+    let fitted = match fit_and_evaluate(
+        name,
+        m,
+        rows,
+        y,
+        spec,
+        defaults.test_fraction,
+        defaults.seed,
+    ) {
         Ok(f) => f,
         Err(e) => {
-            ws.registry.finish_run(&run_id, RunStatus::Failed, Some(&e.to_string())).await?;
+            ws.registry
+                .finish_run(&run_id, RunStatus::Failed, Some(&e.to_string()))
+                .await?;
             return Err(e);
         }
     };
@@ -251,7 +323,13 @@ async fn register(
         ("iterations".into(), e.iterations as f64),
     ];
     ws.registry.log_metrics(&run_id, &metrics, 0).await?;
-    let artifact = fitted.model.to_artifact().map_err(|source| PipelineError::Model { segment: name.clone(), source })?;
+    let artifact = fitted
+        .model
+        .to_artifact()
+        .map_err(|source| PipelineError::Model {
+            segment: name.clone(),
+            source,
+        })?;
     let uri = save_artifact(&ws.project.storage.artifacts, name, &run_id, &artifact)?;
     let signature = serde_json::json!({
         "inputs": artifact.feature_names,
@@ -259,7 +337,10 @@ async fn register(
         "feature_set": m.feature_set,
         "feature_set_version": m.feature_set_version,
     });
-    let version = ws.registry.create_model_version(name, &run_id, &uri, signature).await?;
+    let version = ws
+        .registry
+        .create_model_version(name, &run_id, &uri, signature)
+        .await?;
     let promoted = e.auc.is_finite() && e.auc >= spec.min_auc;
     let gate = if promoted {
         format!("passed: test AUC {:.4} >= min_auc {}", e.auc, spec.min_auc)
@@ -267,10 +348,20 @@ async fn register(
         format!("failed: test AUC {:.4} < min_auc {}", e.auc, spec.min_auc)
     };
     if promoted {
-        ws.registry.set_alias(name, "champion", version.version, "spire run", &format!("gate {gate}")).await?;
+        ws.registry
+            .set_alias(
+                name,
+                "champion",
+                version.version,
+                "spire run",
+                &format!("gate {gate}"),
+            )
+            .await?;
     }
     ws.registry.set_tag(&run_id, "gate", &gate).await?;
-    ws.registry.finish_run(&run_id, RunStatus::Finished, None).await?;
+    ws.registry
+        .finish_run(&run_id, RunStatus::Finished, None)
+        .await?;
     Ok(TrainOutcome {
         segment: name.clone(),
         family: s.family.clone(),
@@ -285,11 +376,19 @@ async fn register(
 }
 
 /// Writes an artifact under `<artifacts>/<segment>/<run_id>/model.json`; returns its URI.
-pub fn save_artifact(root: &str, segment: &str, run_id: &str, artifact: &Artifact) -> Result<String> {
+pub fn save_artifact(
+    root: &str,
+    segment: &str,
+    run_id: &str,
+    artifact: &Artifact,
+) -> Result<String> {
     let dir = std::path::Path::new(root).join(segment).join(run_id);
     std::fs::create_dir_all(&dir).map_err(|e| PipelineError::io(&dir, e))?;
     let path = dir.join("model.json");
-    let bytes = artifact.to_bytes().map_err(|source| PipelineError::Model { segment: segment.into(), source })?;
+    let bytes = artifact.to_bytes().map_err(|source| PipelineError::Model {
+        segment: segment.into(),
+        source,
+    })?;
     std::fs::write(&path, bytes).map_err(|e| PipelineError::io(&path, e))?;
     Ok(format!("file://{}", path.display()))
 }
@@ -298,7 +397,10 @@ pub fn save_artifact(root: &str, segment: &str, run_id: &str, artifact: &Artifac
 pub fn load_artifact(uri: &str, segment: &str) -> Result<Box<dyn Predictor>> {
     let path = uri.strip_prefix("file://").unwrap_or(uri);
     let bytes = std::fs::read(path).map_err(|e| PipelineError::io(path, e))?;
-    let model_err = |source| PipelineError::Model { segment: segment.into(), source };
+    let model_err = |source| PipelineError::Model {
+        segment: segment.into(),
+        source,
+    };
     let artifact = Artifact::from_bytes(&bytes).map_err(model_err)?;
     spire_ml::load_predictor(&artifact).map_err(model_err)
 }

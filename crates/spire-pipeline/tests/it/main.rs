@@ -15,7 +15,9 @@ async fn count(lake: &Lake, sql: &str) -> i64 {
     let ctx = lake.session();
     lake.register_all(&ctx).await.unwrap();
     let b = Lake::query(&ctx, sql).await.unwrap();
-    spire_lake::columns::ints(&b[0], b[0].schema().field(0).name()).unwrap().value(0)
+    spire_lake::columns::ints(&b[0], b[0].schema().field(0).name())
+        .unwrap()
+        .value(0)
 }
 
 /// Reads a table with `scripts/read_delta.py` (pyarrow only). Python with pyarrow is a test
@@ -38,78 +40,165 @@ fn foreign_read(table: &Path, extra: &[&str]) -> serde_json::Value {
 async fn demo_runs_the_whole_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("demo");
-    let report = demo::demo(&project, &DemoOptions { users: 1500, days: 16, seed: 3 }, &Quiet).await.unwrap();
+    let report = demo::demo(
+        &project,
+        &DemoOptions {
+            users: 1500,
+            days: 16,
+            seed: 3,
+        },
+        &Quiet,
+    )
+    .await
+    .unwrap();
 
     // Intake reconciles exactly and the generator's noise is there.
     let src = &report.ingest.sources[0];
     let r = &src.reconciliation;
     assert_eq!(r.read, r.accepted + r.dead_lettered + r.duplicates);
-    assert!(r.dead_lettered > 0 && r.duplicates > 0 && r.bot_flagged > 0, "{r:?}");
+    assert!(
+        r.dead_lettered > 0 && r.duplicates > 0 && r.bot_flagged > 0,
+        "{r:?}"
+    );
     let bot_share = r.bot_flagged as f64 / r.accepted as f64;
     assert!((0.02..0.10).contains(&bot_share), "bot share {bot_share}");
 
     // 20 models trained, evaluated, registered, promoted; rule segments written.
     assert_eq!(report.rows.len(), 20);
     assert!(report.mean_auc > 0.62, "mean AUC {}", report.mean_auc);
-    assert!(report.mean_oracle_auc > report.mean_auc, "the oracle must beat the model");
-    assert!((report.mean_control_auc - 0.5).abs() < 0.08, "control {}", report.mean_control_auc);
-    let ws = Workspace::open(&project, &LoadOptions::default()).await.unwrap();
+    assert!(
+        report.mean_oracle_auc > report.mean_auc,
+        "the oracle must beat the model"
+    );
+    assert!(
+        (report.mean_control_auc - 0.5).abs() < 0.08,
+        "control {}",
+        report.mean_control_auc
+    );
+    let ws = Workspace::open(&project, &LoadOptions::default())
+        .await
+        .unwrap();
     let models = ws.registry.list_models().await.unwrap();
     assert_eq!(models.len(), 20);
     let runs = ws.registry.list_runs(&Default::default()).await.unwrap();
     let run = &runs[0];
     assert!(run.metrics.contains_key("auc") && run.metrics.contains_key("pr_auc"));
-    assert!(run.inputs.iter().any(|i| i.table == "events") && run.inputs.iter().any(|i| i.table == "features_behaviour"));
+    assert!(
+        run.inputs.iter().any(|i| i.table == "events")
+            && run.inputs.iter().any(|i| i.table == "features_behaviour")
+    );
     assert_eq!(run.config_hash, ws.project.config_hash);
 
     // Segments: top 10% of the scored users per model segment; rules and combinations too.
     let index = SegmentIndex::load(&ws.lake).await.unwrap();
     let sizes = index.sizes();
-    assert_eq!(sizes.len(), 22);
+    assert_eq!(report.run.scored.len(), 22);
+    assert_eq!(
+        sizes.len(),
+        report.run.scored.iter().filter(|s| s.members > 0).count()
+    );
+    let size = |name: &str| {
+        sizes
+            .iter()
+            .find(|s| s.segment == name)
+            .map_or(0, |s| s.members as i64)
+    };
     let gadgets = sizes.iter().find(|s| s.segment == "reads-gadgets").unwrap();
-    let scored = report.run.scored.iter().find(|s| s.segment == "reads-gadgets").unwrap();
-    assert_eq!(gadgets.members, ((scored.eligible as f64) * 0.1).ceil() as usize);
+    let scored = report
+        .run
+        .scored
+        .iter()
+        .find(|s| s.segment == "reads-gadgets")
+        .unwrap();
+    assert_eq!(
+        gadgets.members,
+        ((scored.eligible as f64) * 0.1).ceil() as usize
+    );
     let fans = count(&ws.lake, "SELECT COUNT(*) FROM features_behaviour WHERE as_of = (SELECT MAX(as_of) FROM features_behaviour) AND category_gadgets_28d >= 3").await;
-    assert_eq!(sizes.iter().find(|s| s.segment == "gadget-fans").unwrap().members as i64, fans);
+    assert_eq!(size("gadget-fans"), fans);
     let travel_not_luxury = count(
         &ws.lake,
         "SELECT COUNT(*) FROM segments t WHERE t.segment = 'reads-travel' AND t.user_id NOT IN (SELECT user_id FROM segments WHERE segment = 'reads-luxury')",
     )
     .await;
-    assert_eq!(sizes.iter().find(|s| s.segment == "travel-not-luxury").unwrap().members as i64, travel_not_luxury);
+    assert_eq!(size("travel-not-luxury"), travel_not_luxury);
     assert!(index.user("no-such-user").is_empty());
 
     // Running again replaces the same date's memberships instead of duplicating them.
     let before = count(&ws.lake, "SELECT COUNT(*) FROM segments").await;
-    spire_pipeline::run::run(&ws, &["reads-gadgets".to_string()], &Quiet).await.unwrap();
-    assert_eq!(count(&ws.lake, "SELECT COUNT(*) FROM segments").await, before);
-    let v = ws.registry.list_model_versions("reads-gadgets").await.unwrap();
+    spire_pipeline::run::run(&ws, &["reads-gadgets".to_string()], &Quiet)
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&ws.lake, "SELECT COUNT(*) FROM segments").await,
+        before
+    );
+    let v = ws
+        .registry
+        .list_model_versions("reads-gadgets")
+        .await
+        .unwrap();
     assert_eq!(v.len(), 2, "a second version was registered");
 
     // Every table opens in a reader that shares none of Spire's code.
     let lake_dir = project.join("spire-data/lake");
-    for table in ["events_raw", "events", "dead_letters", "features_behaviour", "segments"] {
+    for table in [
+        "events_raw",
+        "events",
+        "dead_letters",
+        "features_behaviour",
+        "segments",
+    ] {
         let ours = count(&ws.lake, &format!("SELECT COUNT(*) FROM {table}")).await;
         let theirs = foreign_read(&lake_dir.join(table), &[]);
         assert_eq!(theirs["rows"].as_i64().unwrap(), ours, "{table}: {theirs}");
     }
-    let seg = foreign_read(&lake_dir.join("segments"), &["--count-where", "segment=reads-gadgets"]);
-    assert_eq!(seg["count:segment=reads-gadgets"].as_i64().unwrap() as usize, gadgets.members);
+    let seg = foreign_read(
+        &lake_dir.join("segments"),
+        &["--count-where", "segment=reads-gadgets"],
+    );
+    assert_eq!(
+        seg["count:segment=reads-gadgets"].as_i64().unwrap() as usize,
+        gadgets.members
+    );
     let cols = foreign_read(&lake_dir.join("events"), &[]);
-    for c in ["event_id", "user_id", "ts", "is_bot", "event_date", "source_offset"] {
-        assert!(cols["columns"].as_array().unwrap().iter().any(|x| x == c), "{c} missing: {cols}");
+    for c in [
+        "event_id",
+        "user_id",
+        "ts",
+        "is_bot",
+        "event_date",
+        "source_offset",
+    ] {
+        assert!(
+            cols["columns"].as_array().unwrap().iter().any(|x| x == c),
+            "{c} missing: {cols}"
+        );
     }
 
     // More spec kinds on the same data: a seed-list lookalike, a `for_each` over a SQL query,
     // and a gate nothing can pass (its champion must not move, and scoring skips it).
-    let members = count(&ws.lake, "SELECT COUNT(*) FROM segments WHERE segment = 'reads-gadgets'").await;
+    let members = count(
+        &ws.lake,
+        "SELECT COUNT(*) FROM segments WHERE segment = 'reads-gadgets'",
+    )
+    .await;
     assert!(members > 10);
     let ctx = ws.lake.session();
     ws.lake.register_all(&ctx).await.unwrap();
-    let b = Lake::query(&ctx, "SELECT user_id FROM segments WHERE segment = 'reads-gadgets' ORDER BY user_id").await.unwrap();
+    let b = Lake::query(
+        &ctx,
+        "SELECT user_id FROM segments WHERE segment = 'reads-gadgets' ORDER BY user_id",
+    )
+    .await
+    .unwrap();
     let mut csv = String::from("user_id\n");
     for batch in &b {
-        for u in spire_lake::columns::strings(batch, "user_id").unwrap().iter().flatten() {
+        for u in spire_lake::columns::strings(batch, "user_id")
+            .unwrap()
+            .iter()
+            .flatten()
+        {
             csv.push_str(u);
             csv.push('\n');
         }
@@ -136,17 +225,52 @@ gate = { min_auc = 0.9999 }
 "#,
     )
     .unwrap();
-    let ws = Workspace::open(&project, &LoadOptions::default()).await.unwrap();
+    let ws = Workspace::open(&project, &LoadOptions::default())
+        .await
+        .unwrap();
     let names = vec!["gadget-lookalikes".to_string(), "brand-{value}".to_string()];
     let summary = spire_pipeline::run::run(&ws, &names, &Quiet).await.unwrap();
     assert_eq!(summary.trained.len(), 7, "1 lookalike + 6 brands");
-    let lookalike = summary.trained.iter().find(|t| t.segment == "gadget-lookalikes").unwrap();
-    assert!(lookalike.evaluation.auc > 0.8, "seed members are learnable: {}", lookalike.evaluation.auc);
-    for t in summary.trained.iter().filter(|t| t.segment.starts_with("brand-")) {
+    let lookalike = summary
+        .trained
+        .iter()
+        .find(|t| t.segment == "gadget-lookalikes")
+        .unwrap();
+    assert!(
+        lookalike.evaluation.auc > 0.8,
+        "seed members are learnable: {}",
+        lookalike.evaluation.auc
+    );
+    for t in summary
+        .trained
+        .iter()
+        .filter(|t| t.segment.starts_with("brand-"))
+    {
         assert!(!t.promoted, "{} passed an impossible gate", t.segment);
-        assert!(ws.registry.get_alias(&t.segment, "champion").await.unwrap().is_none());
-        let s = summary.scored.iter().find(|s| s.segment == t.segment).unwrap();
+        assert!(ws
+            .registry
+            .get_alias(&t.segment, "champion")
+            .await
+            .unwrap()
+            .is_none());
+        let s = summary
+            .scored
+            .iter()
+            .find(|s| s.segment == t.segment)
+            .unwrap();
         assert!(s.skipped.is_some() && s.members == 0);
-        assert!(t.evaluation.n_train + t.evaluation.n_test < report.rows[0].n_test * 4 + 10, "eligibility filters users");
+        let as_of = t.as_of;
+        let eligible = count(&ws.lake, &format!("SELECT COUNT(*) FROM features_behaviour WHERE as_of = DATE '{as_of}' AND events_28d >= 2")).await;
+        let all = count(
+            &ws.lake,
+            &format!("SELECT COUNT(*) FROM features_behaviour WHERE as_of = DATE '{as_of}'"),
+        )
+        .await;
+        assert_eq!(
+            (t.evaluation.n_train + t.evaluation.n_test) as i64,
+            eligible,
+            "eligibility filters users"
+        );
+        assert!(eligible < all);
     }
 }
