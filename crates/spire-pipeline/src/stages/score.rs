@@ -117,8 +117,14 @@ pub async fn score(
                 )
             }
             SegmentKind::Model(spec) => {
-                let Some(champion) = ws.registry.get_alias(name, "champion").await.ok().flatten()
-                else {
+                // An unknown model (never trained) has no champion; any other registry error
+                // is an error, not a silent skip.
+                let champion = match ws.registry.get_alias(name, "champion").await {
+                    Ok(c) => c,
+                    Err(e) if e.kind() == spire_core::ErrorKind::NotFound => None,
+                    Err(e) => return Err(e.into()),
+                };
+                let Some(champion) = champion else {
                     outcomes.push(ScoreOutcome {
                         segment: name.clone(),
                         as_of: m.as_of,
