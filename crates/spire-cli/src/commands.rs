@@ -10,7 +10,7 @@ use spire_pipeline::demo::{self, DemoOptions};
 use spire_pipeline::index::SegmentIndex;
 use spire_pipeline::run;
 use spire_pipeline::stages::{features, ingest};
-use spire_pipeline::{PipelineError, Result, Workspace};
+use spire_pipeline::{PipelineError, Progress, Result, Workspace};
 use spire_registry::RunFilter;
 
 use crate::cli::{Cli, Command, FeaturesCommand, ModelsCommand, RunsCommand, SegmentsCommand};
@@ -178,10 +178,11 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             } else {
                 Some(dates.iter().map(|d| date(d)).collect::<Result<Vec<_>>>()?)
             };
-            progress_start(&progress, "clean");
-            let mut tick = |_: usize, _: usize| {};
+            progress.start("clean", 0);
+            let mut tick = |done: usize, _: usize| progress.update("clean", done as u64);
             let r = spire_ingest::clean::clean(&ws.lake, &ws.project.cleaning, dates, &mut tick)
                 .await?;
+            progress.finish("clean", &format!("{} dates rebuilt", r.dates));
             if cli.json {
                 output::json(&r);
             } else {
@@ -420,11 +421,6 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
                 .map_err(|e| PipelineError::io(addr.to_string(), e))
         }
     }
-}
-
-fn progress_start(p: &Terminal, stage: &str) {
-    use spire_pipeline::Progress;
-    p.start(stage, 0);
 }
 
 async fn sql(cli: &Cli, query: &str, limit: usize) -> Result<()> {

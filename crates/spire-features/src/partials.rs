@@ -112,7 +112,7 @@ pub async fn refresh(
         .collect();
     stale.extend(stored.keys().filter(|d| !current.contains_key(d)));
     stale.sort_unstable();
-    let mut report = PartialsReport {
+    let report = PartialsReport {
         dates_total: current.len(),
         dates_rebuilt: stale.len(),
         events_version,
@@ -121,7 +121,6 @@ pub async fn refresh(
         rebuild(lake, &ctx, fs, group, &current).await?;
         progress(((i + 1) * DATES_PER_COMMIT).min(stale.len()), stale.len());
     }
-    report.dates_total = current.len();
     Ok(report)
 }
 

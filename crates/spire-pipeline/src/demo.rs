@@ -7,9 +7,10 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 use spire_core::config::{LoadOptions, SegmentKind, SourceKind};
-use spire_features::dataset;
+use spire_features::dataset::{self, FeatureMatrix};
 use spire_features::labels::{self, FutureEventsLabel};
 use spire_ingest::sources::synthetic::{Clickstream, CATEGORIES};
+use spire_lake::datafusion::prelude::SessionContext;
 
 use crate::error::{PipelineError, Result};
 use crate::progress::Progress;
@@ -146,6 +147,10 @@ async fn check(
     let all = crate::segments::resolve(ws).await?;
     progress.start("oracle and control", run.trained.len() as u64);
     let mut rows = Vec::new();
+    let mut snapshots: std::collections::HashMap<
+        (String, chrono::NaiveDate),
+        (SessionContext, FeatureMatrix),
+    > = std::collections::HashMap::new();
     for (i, t) in run.trained.iter().enumerate() {
         let audience = run
             .scored
@@ -172,7 +177,22 @@ async fn check(
             _ => f64::NAN,
         };
         let control_auc = match spec {
-            Some(s) => control(ws, s, t.as_of, i as u64).await?,
+            Some(s) => {
+                // Segments of one family share a snapshot: load each matrix once.
+                let key = (s.spec.feature_set.clone(), t.as_of);
+                if !snapshots.contains_key(&key) {
+                    let (ctx, v) = dataset::features_session(&ws.lake, &key.0).await?;
+                    ws.lake
+                        .register_as(&ctx, spire_lake::tables::EVENTS, "events")
+                        .await?;
+                    let m = dataset::load(&ctx, &key.0, v, t.as_of).await?;
+                    snapshots.insert(key.clone(), (ctx, m));
+                }
+                match snapshots.get(&key) {
+                    Some((ctx, m)) => control(ws, s, ctx, m, t.as_of, i as u64).await?,
+                    None => f64::NAN,
+                }
+            }
             None => f64::NAN,
         };
         rows.push(DemoRow {
@@ -195,6 +215,8 @@ async fn check(
 async fn control(
     ws: &Workspace,
     s: &crate::segments::ResolvedSegment,
+    ctx: &SessionContext,
+    m: &FeatureMatrix,
     as_of: chrono::NaiveDate,
     salt: u64,
 ) -> Result<f64> {
@@ -209,18 +231,13 @@ async fn control(
     else {
         return Ok(f64::NAN);
     };
-    let (ctx, v) = dataset::features_session(&ws.lake, &s.spec.feature_set).await?;
-    ws.lake
-        .register_as(&ctx, spire_lake::tables::EVENTS, "events")
-        .await?;
-    let m = dataset::load(&ctx, &s.spec.feature_set, v, as_of).await?;
     let label = FutureEventsLabel {
         segment: s.spec.name.clone(),
         predicate: predicate.clone(),
         min_count: *min_count,
         horizon_days: *horizon_days,
     };
-    let pos = labels::future_events(&ctx, as_of, &[label])
+    let pos = labels::future_events(ctx, as_of, &[label])
         .await?
         .remove(&s.spec.name)
         .unwrap_or_default();
@@ -232,7 +249,7 @@ async fn control(
     ));
     let fitted = fit_and_evaluate(
         &s.spec.name,
-        &m,
+        m,
         &rows,
         &shuffled,
         spec,
