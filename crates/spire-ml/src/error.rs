@@ -44,6 +44,15 @@ pub enum MlError {
     /// The optimisation could not proceed (e.g. a singular Hessian without regularisation).
     #[error("numerical failure: {0}")]
     Numerical(String),
+    /// A problem with one model of a family, named by the member (segment) it concerns.
+    #[error("model {name:?}: {source}")]
+    Member {
+        /// The member's name, e.g. the segment.
+        name: String,
+        /// What is wrong with it.
+        #[source]
+        source: Box<MlError>,
+    },
     /// A serialized model is malformed or inconsistent.
     #[error("invalid model artifact: {0}")]
     Artifact(String),
@@ -80,6 +89,7 @@ impl MlError {
             | MlError::NonFinite { .. }
             | MlError::Numerical(_)
             | MlError::Artifact(_)
+            | MlError::Member { .. }
             | MlError::UnknownFlavor { .. }
             | MlError::UnsupportedFormatVersion { .. } => ErrorKind::InvalidInput,
         }

@@ -9,6 +9,7 @@
 
 pub mod artifact;
 pub mod error;
+pub mod fused;
 mod linalg;
 pub mod linear;
 pub mod matrix;

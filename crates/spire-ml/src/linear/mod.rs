@@ -129,6 +129,9 @@ impl ValidLogisticRegressionParams {
     ) -> Result<LogisticRegression, MlError> {
         let params = self.params();
         check_training_data(x, y, feature_names)?;
+        if params.l1 > 0.0 {
+            return fit_proximal(params, x, y, feature_names);
+        }
         let standardizer = if params.standardize {
             Some(Standardizer::fit(x)?)
         } else {
@@ -162,6 +165,32 @@ impl ValidLogisticRegressionParams {
             n_train: x.n_rows(),
         })
     }
+}
+
+/// Fits an L1 / elastic-net model as a family of one (the fused proximal solver).
+fn fit_proximal(
+    params: &LogisticRegressionParams,
+    x: &Matrix,
+    y: &[bool],
+    feature_names: &[String],
+) -> Result<LogisticRegression, MlError> {
+    let family_params = crate::fused::FamilyParams {
+        max_iter: params.max_iter.max(1000),
+        tol: params.tol.max(1e-7),
+        fit_intercept: params.fit_intercept,
+        standardize: params.standardize,
+        ..crate::fused::FamilyParams::default()
+    };
+    let labels = crate::fused::LabelMatrix::from_columns(&[y])?;
+    let member = crate::fused::Member::elastic_net("model", 0, params.l2, params.l1);
+    let family = family_params
+        .validate()?
+        .fit(x, feature_names, &labels, &[member])?;
+    let mut model = family
+        .model(0)
+        .ok_or_else(|| MlError::Numerical("the family fit returned no member".into()))?;
+    model.params = params.clone();
+    Ok(model)
 }
 
 impl Fit for ValidLogisticRegressionParams {
@@ -204,6 +233,32 @@ fn check_training_data(x: &Matrix, y: &[bool], feature_names: &[String]) -> Resu
 }
 
 impl LogisticRegression {
+    /// Assembles a fitted model from its parts (used by the fused family solver).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_fitted(
+        params: LogisticRegressionParams,
+        feature_names: Vec<String>,
+        standardizer: Option<Standardizer>,
+        coefficients: Vec<f64>,
+        intercept: f64,
+        iterations: usize,
+        converged: bool,
+        objective: f64,
+        n_train: usize,
+    ) -> LogisticRegression {
+        LogisticRegression {
+            params,
+            feature_names,
+            standardizer,
+            coefficients,
+            intercept,
+            iterations,
+            converged,
+            objective,
+            n_train,
+        }
+    }
+
     /// The flavor name under which this model is stored in an [`Artifact`].
     pub const FLAVOR: &'static str = "logistic_regression";
     /// The newest artifact payload format this build writes and reads.

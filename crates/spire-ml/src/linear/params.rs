@@ -11,7 +11,8 @@ pub const MAX_ITER_LIMIT: usize = 10_000;
 /// Hyper-parameters of an L2-penalised logistic regression, as written in a spec or config.
 ///
 /// The fitted objective is the mean log loss over the training rows plus `l2 / 2 · ‖w‖²`
-/// (the intercept is not penalised), on standardized features when `standardize` is set.
+/// `+ l1 · ‖w‖₁` (the intercept is not penalised), on standardized features when
+/// `standardize` is set.
 ///
 /// # Relation to scikit-learn
 /// scikit-learn's `LogisticRegression(C=…)` minimises `C · Σ log loss + ½‖w‖²`, i.e. the same
@@ -26,6 +27,10 @@ pub const MAX_ITER_LIMIT: usize = 10_000;
 pub struct LogisticRegressionParams {
     /// L2 penalty strength on the coefficients; `>= 0` and finite. Default `1e-4`.
     pub l2: f64,
+    /// L1 penalty strength on the coefficients; `>= 0` and finite. Default `0`. Above 0 the
+    /// model is fitted by accelerated proximal gradient (lasso, or elastic net with `l2`)
+    /// instead of Newton's method.
+    pub l1: f64,
     /// Maximum number of Newton iterations, `1..=10000`. Default `100`.
     pub max_iter: usize,
     /// Convergence tolerance in `(0, 1)`: stop when the largest absolute gradient component or
@@ -42,6 +47,7 @@ impl Default for LogisticRegressionParams {
     fn default() -> Self {
         LogisticRegressionParams {
             l2: 1e-4,
+            l1: 0.0,
             max_iter: 100,
             tol: 1e-8,
             fit_intercept: true,
@@ -63,6 +69,12 @@ impl LogisticRegressionParams {
     /// Returns these params with `l2` replaced.
     pub fn with_l2(mut self, l2: f64) -> Self {
         self.l2 = l2;
+        self
+    }
+
+    /// Returns these params with `l1` replaced.
+    pub fn with_l1(mut self, l1: f64) -> Self {
+        self.l1 = l1;
         self
     }
 
@@ -96,6 +108,9 @@ impl LogisticRegressionParams {
     pub fn validate(&self) -> Result<ValidLogisticRegressionParams, MlError> {
         if !(self.l2.is_finite() && self.l2 >= 0.0) {
             return Err(MlError::invalid_param("l2", self.l2, ">= 0 and finite"));
+        }
+        if !(self.l1.is_finite() && self.l1 >= 0.0) {
+            return Err(MlError::invalid_param("l1", self.l1, ">= 0 and finite"));
         }
         if !(1..=MAX_ITER_LIMIT).contains(&self.max_iter) {
             return Err(MlError::invalid_param(
