@@ -44,6 +44,22 @@ pub enum MlError {
     /// The optimisation could not proceed (e.g. a singular Hessian without regularisation).
     #[error("numerical failure: {0}")]
     Numerical(String),
+    /// An estimator name that is not registered.
+    #[error("unknown algorithm {algorithm:?}; available: {}", known.join(", "))]
+    UnknownAlgorithm {
+        /// The name asked for.
+        algorithm: String,
+        /// The registered names.
+        known: Vec<String>,
+    },
+    /// Params that do not parse for an algorithm (unknown key, wrong type).
+    #[error("params of {algorithm}: {message}")]
+    Params {
+        /// The algorithm (or `-` when not known yet).
+        algorithm: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
     /// A problem with one model of a family, named by the member (segment) it concerns.
     #[error("model {name:?}: {source}")]
     Member {
@@ -90,6 +106,8 @@ impl MlError {
             | MlError::Numerical(_)
             | MlError::Artifact(_)
             | MlError::Member { .. }
+            | MlError::UnknownAlgorithm { .. }
+            | MlError::Params { .. }
             | MlError::UnknownFlavor { .. }
             | MlError::UnsupportedFormatVersion { .. } => ErrorKind::InvalidInput,
         }

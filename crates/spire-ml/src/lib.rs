@@ -7,8 +7,10 @@
 //! `Box<dyn Predictor>` without knowing the concrete type. [`metrics`] scores predictions
 //! with scikit-learn's semantics and [`split`] makes deterministic stratified splits.
 
+pub mod algorithms;
 pub mod artifact;
 pub mod error;
+pub mod frame;
 pub mod fused;
 mod linalg;
 pub mod linear;
@@ -19,10 +21,11 @@ pub mod split;
 
 pub use artifact::{known_flavors, load_predictor, Artifact, Fit, Predictor};
 pub use error::MlError;
+pub use frame::{Column, ColumnData, Frame};
 pub use linear::{
     l2_from_sklearn_c, LogisticRegression, LogisticRegressionParams, ValidLogisticRegressionParams,
 };
 pub use matrix::Matrix;
 pub use metrics::{average_precision, brier_score, log_loss, roc_auc};
-pub use preprocess::Standardizer;
+pub use preprocess::{Impute, PreprocessParams, Preprocessor, Standardizer};
 pub use split::{stratified_split, Split};

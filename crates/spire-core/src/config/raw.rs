@@ -221,6 +221,8 @@ pub struct RawModel {
     pub algorithm: Option<String>,
     /// L2 strength.
     pub l2: Option<f64>,
+    /// L1 strength (lasso; with `l2`, elastic net).
+    pub l1: Option<f64>,
     /// Iteration limit.
     pub max_iter: Option<usize>,
 }

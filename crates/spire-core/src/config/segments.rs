@@ -63,6 +63,8 @@ pub struct ModelSpec {
     pub algorithm: String,
     /// L2 strength.
     pub l2: f64,
+    /// L1 strength (0 for a pure L2 model).
+    pub l1: f64,
     /// Iteration limit.
     pub max_iter: usize,
     /// Minimum test AUC to become champion.
@@ -548,6 +550,14 @@ fn validate_model(
             format!("{l2}: must be a finite number >= 0"),
         );
     }
+    let l1 = model.l1.unwrap_or(0.0);
+    if !(l1.is_finite() && l1 >= 0.0) {
+        issues.push(
+            file,
+            key("model.l1"),
+            format!("{l1}: must be a finite number >= 0"),
+        );
+    }
     let max_iter = model.max_iter.unwrap_or(100);
     if max_iter == 0 || max_iter > 10_000 {
         issues.push(
@@ -569,6 +579,7 @@ fn validate_model(
         eligibility: s.eligibility.clone(),
         algorithm,
         l2,
+        l1,
         max_iter,
         min_auc,
     })

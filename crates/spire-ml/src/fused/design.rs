@@ -165,6 +165,32 @@ struct Scratch {
     y: Vec<u8>,
 }
 
+/// Rows whose loss terms are summed in `f32` before being added to the `f64` totals.
+const LOSS_BLOCK: usize = 32;
+
+/// One row of the elementwise step: turns margins `z` into residuals `(σ(z) − y) / n` in
+/// place (zero for excluded cells) and adds the loss terms to `loss`. Pure `f32` and
+/// branch-free so that it vectorizes; called under [`pulp::Arch::dispatch`], which compiles it
+/// for the widest instruction set the CPU has.
+#[inline(always)]
+fn residuals(z: &mut [f32], y: &[u8], inv_n: &[f32], loss: &mut [f32]) {
+    for (((zj, &yj), lj), &inv) in z.iter_mut().zip(y).zip(loss.iter_mut()).zip(inv_n) {
+        let m = if yj == LabelMatrix::EXCLUDED {
+            0.0
+        } else {
+            1.0
+        };
+        let t = if yj == LabelMatrix::POSITIVE {
+            1.0
+        } else {
+            0.0
+        };
+        let (sp, sg) = softplus_sigmoid(*zj);
+        *lj += m * (sp - t * *zj);
+        *zj = m * (sg - t) * inv;
+    }
+}
+
 /// Evaluates every model of `batch` over all rows of `design`.
 pub(crate) fn evaluate(design: &Design, labels: &LabelMatrix, batch: &Batch<'_>) -> PassOutput {
     let (n, p, a) = (design.n, design.p, batch.cols.len());
@@ -218,9 +244,11 @@ fn chunk(
         Par::Seq,
     );
     let mut loss = vec![0f64; a];
+    let mut block = vec![0f32; a];
     let n_cols = labels.n_cols();
     let cells = labels.cells();
     let identity = a == n_cols && batch.cols.iter().enumerate().all(|(j, &c)| j == c);
+    let arch = pulp::Arch::new();
     for i in 0..c {
         let lab_row = &cells[(r0 + i) * n_cols..(r0 + i + 1) * n_cols];
         let y: &[u8] = if identity {
@@ -232,20 +260,13 @@ fn chunk(
             &scratch.y
         };
         let z = &mut scratch.z[i * a..(i + 1) * a];
-        for (((zj, &yj), lj), &inv) in z.iter_mut().zip(y).zip(loss.iter_mut()).zip(batch.inv_n) {
-            let m = if yj == LabelMatrix::EXCLUDED {
-                0.0
-            } else {
-                1.0
-            };
-            let t = if yj == LabelMatrix::POSITIVE {
-                1.0
-            } else {
-                0.0
-            };
-            let (sp, sg) = softplus_sigmoid(*zj);
-            *lj += f64::from(m * (sp - t * *zj));
-            *zj = m * (sg - t) * inv;
+        arch.dispatch(|| residuals(z, y, batch.inv_n, &mut block));
+        // Flush the f32 partial sums to f64 every LOSS_BLOCK rows, so they stay short.
+        if (i + 1) % LOSS_BLOCK == 0 || i + 1 == c {
+            for (l, b) in loss.iter_mut().zip(block.iter_mut()) {
+                *l += f64::from(*b);
+                *b = 0.0;
+            }
         }
     }
     let mut grad = vec![0f32; p * a];

@@ -17,16 +17,19 @@ const ROUND_MAGIC: f32 = 12_582_912.0;
 #[inline(always)]
 pub(crate) fn exp_nonpos(x: f32) -> f32 {
     let x = x.clamp(-87.0, 0.0);
-    let k = (x * LOG2E + ROUND_MAGIC) - ROUND_MAGIC;
+    let t = x * LOG2E + ROUND_MAGIC;
+    let k = t - ROUND_MAGIC;
     let r = x - k * LN2_HI - k * LN2_LO;
     // Taylor polynomial of e^r on |r| <= ln2/2, truncation error < 1.3e-7 · e^r.
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    // k is an integer in [-126, 0]: build 2^k from its exponent bits.
-    let bits = ((k as i32 + 127) as u32) << 23;
-    p * f32::from_bits(bits)
+    // k is an integer in [-126, 0], held in the low mantissa bits of t (two's complement
+    // relative to the magic constant): build 2^k from them with integer ops only, which
+    // vectorize (a float-to-int cast would not, for its saturation rules).
+    let ki = t.to_bits().wrapping_sub(ROUND_MAGIC.to_bits());
+    p * f32::from_bits(ki.wrapping_add(127) << 23)
 }
 
 /// `ln(1 + u)` for `u` in `[0, 1]`, via `2 · atanh(u / (2 + u))`. Relative error below `3e-7`.

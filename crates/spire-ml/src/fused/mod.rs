@@ -507,7 +507,9 @@ impl LinearFamily {
                         Par::Seq,
                     );
                     if probabilities {
-                        out.iter_mut().for_each(|z| *z = fast_math::sigmoid(*z));
+                        pulp::Arch::new().dispatch(|| {
+                            out.iter_mut().for_each(|z| *z = fast_math::sigmoid(*z));
+                        });
                     }
                 });
         }

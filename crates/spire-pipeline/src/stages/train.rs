@@ -1,8 +1,9 @@
 //! Train → evaluate → register → gate, for the model segments of one or more families.
 //!
 //! Segments sharing a feature set share one snapshot: the matrix is loaded once, labels of
-//! every segment are computed in one pass per horizon, and each segment is fitted on its
-//! eligible users, split by a stable hash of `user_id` (stratified by label).
+//! every segment are computed in one pass per horizon, and all segments train together as
+//! one fused family ([`spire_ml::fused`]): each on its eligible users, split by a stable hash
+//! of `user_id` (stratified by label), with one registry run and model version per segment.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -12,7 +13,8 @@ use spire_core::config::{Label, ModelSpec, SegmentKind};
 use spire_features::dataset::{self, FeatureMatrix};
 use spire_features::labels::{self, FutureEventsLabel};
 use spire_lake::tables::EVENTS;
-use spire_ml::{Artifact, LogisticRegressionParams, Matrix, Predictor};
+use spire_ml::fused::{FamilyParams, LabelMatrix, Member};
+use spire_ml::{Artifact, LogisticRegressionParams, Matrix, MlError, Predictor};
 use spire_registry::{NewRun, RunStatus, TableInput};
 
 use crate::error::{PipelineError, Result};
@@ -109,6 +111,7 @@ pub fn fit_and_evaluate(
     let y_test: Vec<bool> = split.test.iter().map(|i| y[*i]).collect();
     let params = LogisticRegressionParams {
         l2: spec.l2,
+        l1: spec.l1,
         max_iter: spec.max_iter,
         ..Default::default()
     };
@@ -209,6 +212,17 @@ pub async fn train(
                 positives.insert(s.spec.name.clone(), labels::seed_list(path)?);
             }
         }
+        let inputs = vec![
+            TableInput {
+                table: EVENTS.into(),
+                version: events_version,
+            },
+            TableInput {
+                table: spire_lake::tables::features(&fs),
+                version: features_version,
+            },
+        ];
+        let mut prepared = Vec::with_capacity(group.len());
         for (s, spec) in group {
             let name = &s.spec.name;
             let eligible: Option<HashSet<String>> = match &spec.eligibility {
@@ -224,18 +238,10 @@ pub async fn train(
                 .collect();
             let pos = positives.get(name).cloned().unwrap_or_default();
             let y: Vec<bool> = rows.iter().map(|r| pos.contains(&m.user_ids[*r])).collect();
-            let inputs = vec![
-                TableInput {
-                    table: EVENTS.into(),
-                    version: events_version,
-                },
-                TableInput {
-                    table: spire_lake::tables::features(&fs),
-                    version: features_version,
-                },
-            ];
-            let outcome = register(ws, s, spec, &m, &rows, &y, as_of, inputs).await?;
-            out.push(outcome);
+            prepared.push(Prepared { s, spec, rows, y });
+        }
+        for o in train_family(ws, &m, &prepared, as_of, &inputs).await? {
+            out.push(o);
             progress.update("train", out.len() as u64);
         }
     }
@@ -250,22 +256,164 @@ pub async fn train(
     Ok(out)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn register(
+/// One model segment of a feature set, with its eligible snapshot rows and their labels.
+struct Prepared<'a> {
+    s: &'a ResolvedSegment,
+    spec: &'a ModelSpec,
+    /// Eligible rows of the snapshot.
+    rows: Vec<usize>,
+    /// Labels aligned with `rows`.
+    y: Vec<bool>,
+}
+
+/// Trains the model segments of one feature set as one fused family: one shared matrix of
+/// every user of the snapshot, one label column per segment holding its training users
+/// (eligible and not held out), then per segment: evaluation on its held-out users,
+/// registration and the gate.
+async fn train_family(
     ws: &Workspace,
-    s: &ResolvedSegment,
-    spec: &ModelSpec,
     m: &FeatureMatrix,
-    rows: &[usize],
-    y: &[bool],
+    prepared: &[Prepared<'_>],
+    as_of: NaiveDate,
+    inputs: &[TableInput],
+) -> Result<Vec<TrainOutcome>> {
+    let defaults = &ws.project.defaults;
+    let mut run_ids = Vec::with_capacity(prepared.len());
+    for p in prepared {
+        run_ids.push(start_run(ws, p, m, as_of, inputs.to_vec(), prepared.len()).await?);
+    }
+    let fitted = match fit_family(m, prepared, defaults.test_fraction, defaults.seed) {
+        Ok(f) => f,
+        Err(e) => {
+            for run_id in &run_ids {
+                ws.registry
+                    .finish_run(run_id, RunStatus::Failed, Some(&e.to_string()))
+                    .await?;
+            }
+            return Err(e);
+        }
+    };
+    let mut out = Vec::with_capacity(prepared.len());
+    for ((p, run_id), f) in prepared.iter().zip(run_ids).zip(fitted) {
+        out.push(finish_registration(ws, p, m, as_of, run_id, f).await?);
+    }
+    Ok(out)
+}
+
+/// Splits every segment's users, fits all segments together and evaluates each on its
+/// held-out users.
+fn fit_family(
+    m: &FeatureMatrix,
+    prepared: &[Prepared<'_>],
+    test_fraction: f64,
+    seed: u64,
+) -> Result<Vec<Fitted>> {
+    let n = m.user_ids.len();
+    let ncol = m.columns.len();
+    let model_err = |segment: &str, source| PipelineError::Model {
+        segment: segment.to_string(),
+        source,
+    };
+    let family_err = |source: MlError| match source {
+        MlError::Member { name, source } => PipelineError::Model {
+            segment: name,
+            source: *source,
+        },
+        other => PipelineError::Model {
+            segment: prepared
+                .iter()
+                .map(|p| p.s.spec.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            source: other,
+        },
+    };
+    let mut labels = LabelMatrix::excluded(n, prepared.len()).map_err(family_err)?;
+    let mut splits = Vec::with_capacity(prepared.len());
+    for (j, p) in prepared.iter().enumerate() {
+        let keys: Vec<&str> = p.rows.iter().map(|r| m.user_ids[*r].as_str()).collect();
+        let split = spire_ml::stratified_split(&keys, &p.y, test_fraction, seed)
+            .map_err(|e| model_err(&p.s.spec.name, e))?;
+        for &t in &split.train {
+            labels.set(p.rows[t], j, Some(p.y[t]));
+        }
+        splits.push(split);
+    }
+    let members: Vec<Member> = prepared
+        .iter()
+        .enumerate()
+        .map(|(j, p)| Member::elastic_net(p.s.spec.name.clone(), j, p.spec.l2, p.spec.l1))
+        .collect();
+    let x = Matrix::new(n, ncol, m.values.clone()).map_err(family_err)?;
+    let params = FamilyParams {
+        max_iter: prepared
+            .iter()
+            .map(|p| p.spec.max_iter)
+            .max()
+            .unwrap_or(100)
+            .max(100),
+        ..FamilyParams::default()
+    };
+    let family = params
+        .validate()
+        .and_then(|v| v.fit(&x, &m.columns, &labels, &members))
+        .map_err(family_err)?;
+    let mut out = Vec::with_capacity(prepared.len());
+    for (j, (p, split)) in prepared.iter().zip(&splits).enumerate() {
+        let name = &p.s.spec.name;
+        let model = family.model(j).ok_or_else(|| {
+            model_err(
+                name,
+                MlError::Numerical("the family fit lost a member".into()),
+            )
+        })?;
+        let test_rows: Vec<usize> = split.test.iter().map(|i| p.rows[*i]).collect();
+        let x_test = x.select_rows(&test_rows);
+        let y_test: Vec<bool> = split.test.iter().map(|i| p.y[*i]).collect();
+        let prob = model
+            .predict_proba(&x_test)
+            .map_err(|e| model_err(name, e))?;
+        let member = &family.members()[j];
+        let evaluation = Evaluation {
+            auc: spire_ml::roc_auc(&y_test, &prob).unwrap_or(f64::NAN),
+            pr_auc: spire_ml::average_precision(&y_test, &prob).unwrap_or(f64::NAN),
+            log_loss: spire_ml::log_loss(&y_test, &prob),
+            brier: spire_ml::brier_score(&y_test, &prob),
+            n_train: member.n_train,
+            n_test: y_test.len(),
+            positives_train: member.n_positive,
+            positives_test: y_test.iter().filter(|v| **v).count(),
+            iterations: member.iterations,
+        };
+        let test_users = split
+            .test
+            .iter()
+            .map(|i| (m.user_ids[p.rows[*i]].clone(), p.y[*i]))
+            .collect();
+        out.push(Fitted {
+            model,
+            evaluation,
+            test_users,
+        });
+    }
+    Ok(out)
+}
+
+/// Opens the registry run of one segment, with its params and lineage.
+async fn start_run(
+    ws: &Workspace,
+    p: &Prepared<'_>,
+    m: &FeatureMatrix,
     as_of: NaiveDate,
     inputs: Vec<TableInput>,
-) -> Result<TrainOutcome> {
-    let name = &s.spec.name;
+    family_size: usize,
+) -> Result<String> {
+    let (s, spec) = (p.s, p.spec);
     let defaults = &ws.project.defaults;
     let mut params = BTreeMap::new();
     params.insert("algorithm".to_string(), spec.algorithm.clone());
     params.insert("l2".to_string(), spec.l2.to_string());
+    params.insert("l1".to_string(), spec.l1.to_string());
     params.insert("max_iter".to_string(), spec.max_iter.to_string());
     params.insert("as_of".to_string(), as_of.to_string());
     params.insert("feature_set".to_string(), m.feature_set.clone());
@@ -279,12 +427,14 @@ async fn register(
     );
     params.insert("seed".to_string(), defaults.seed.to_string());
     params.insert("label".to_string(), format!("{:?}", spec.label));
+    params.insert("trainer".to_string(), "fused".to_string());
+    params.insert("fused_family_size".to_string(), family_size.to_string());
     let mut tags = BTreeMap::new();
     tags.insert("family".to_string(), s.family.clone());
-    let run_id = ws
+    Ok(ws
         .registry
         .create_run(NewRun {
-            segment: name.clone(),
+            segment: s.spec.name.clone(),
             experiment: s.family.clone(),
             params,
             tags,
@@ -292,24 +442,20 @@ async fn register(
             config_hash: ws.project.config_hash.clone(),
             spire_version: env!("CARGO_PKG_VERSION").to_string(),
         })
-        .await?;
-    let fitted = match fit_and_evaluate(
-        name,
-        m,
-        rows,
-        y,
-        spec,
-        defaults.test_fraction,
-        defaults.seed,
-    ) {
-        Ok(f) => f,
-        Err(e) => {
-            ws.registry
-                .finish_run(&run_id, RunStatus::Failed, Some(&e.to_string()))
-                .await?;
-            return Err(e);
-        }
-    };
+        .await?)
+}
+
+/// Logs metrics, stores the artifact, registers the version and applies the gate.
+async fn finish_registration(
+    ws: &Workspace,
+    p: &Prepared<'_>,
+    m: &FeatureMatrix,
+    as_of: NaiveDate,
+    run_id: String,
+    fitted: Fitted,
+) -> Result<TrainOutcome> {
+    let (s, spec) = (p.s, p.spec);
+    let name = &s.spec.name;
     let e = &fitted.evaluation;
     let metrics: Vec<(String, f64)> = vec![
         ("auc".into(), e.auc),
