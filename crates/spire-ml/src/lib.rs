@@ -6,9 +6,15 @@
 //! serializes to a self-describing [`Artifact`] that [`load_predictor`] turns back into a
 //! `Box<dyn Predictor>` without knowing the concrete type. [`metrics`] scores predictions
 //! with scikit-learn's semantics and [`split`] makes deterministic stratified splits.
+//! [`eval`] adds calibration curves, top-k lift, cross-validation folds shared by a model
+//! family and time holdouts. [`cluster`] fits k-means audience clusters with profiles; a
+//! fitted clusterer is a [`Clusterer`] and loads back through [`load_clusterer`] (or
+//! [`load_model`] for any flavor).
 
 pub mod artifact;
+pub mod cluster;
 pub mod error;
+pub mod eval;
 mod linalg;
 pub mod linear;
 pub mod matrix;
@@ -16,8 +22,16 @@ pub mod metrics;
 pub mod preprocess;
 pub mod split;
 
-pub use artifact::{known_flavors, load_predictor, Artifact, Fit, Predictor};
+pub use artifact::{
+    known_flavors, load_clusterer, load_model, load_predictor, Artifact, Clusterer, Fit, Model,
+    Predictor,
+};
+pub use cluster::{ClusterProfile, ClusterProfiles, KMeans, KMeansParams, ValidKMeansParams};
 pub use error::MlError;
+pub use eval::{
+    calibration_curve, cross_validate, time_holdout, top_k, CalibrationStrategy, CvSummary, Folds,
+    KFold,
+};
 pub use linear::{
     l2_from_sklearn_c, LogisticRegression, LogisticRegressionParams, ValidLogisticRegressionParams,
 };
