@@ -14,8 +14,11 @@ pub const MAX_N_INIT: usize = 100;
 
 /// Hyper-parameters of k-means clustering, as written in a spec or config.
 ///
-/// Each of the `n_init` runs starts from greedy k-means++ centers and runs Lloyd iterations
-/// until convergence or `max_iter`; the run with the lowest inertia wins. With
+/// Each of the `n_init` runs starts from greedy k-means++ centers (the best of `2 + ⌊ln k⌋`
+/// distance-weighted candidates per center, as scikit-learn) and runs Lloyd iterations until
+/// convergence or `max_iter`; the run with the lowest inertia wins. A cluster left empty by
+/// an assignment step takes the row farthest from its own center (among clusters that keep
+/// at least one row), as scikit-learn relocates empty clusters. With
 /// `standardize`, features are standardized with a [`crate::Standardizer`] fitted on the
 /// training rows (stored in the model), so centers, distances and inertia live in
 /// standardized space.

@@ -150,10 +150,28 @@ impl KFold {
 
 /// A fold number for every row; fold `f`'s [`Split`] tests on the rows of fold `f` and trains
 /// on all others.
+///
+/// Deserializing checks the same invariants as [`Folds::new`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedFolds")]
 pub struct Folds {
     k: usize,
     assignment: Vec<usize>,
+}
+
+/// The serialized form, checked into [`Folds`] on deserialization.
+#[derive(Deserialize)]
+struct UncheckedFolds {
+    k: usize,
+    assignment: Vec<usize>,
+}
+
+impl TryFrom<UncheckedFolds> for Folds {
+    type Error = MlError;
+
+    fn try_from(u: UncheckedFolds) -> Result<Folds, MlError> {
+        Folds::new(u.k, u.assignment)
+    }
 }
 
 impl Folds {
@@ -430,5 +448,9 @@ mod tests {
         );
         assert!(f.split(2).is_none());
         assert_eq!(f.positives(&[true, true, false]), vec![1, 1]);
+        let json = serde_json::to_string(&f).unwrap();
+        assert_eq!(serde_json::from_str::<Folds>(&json).unwrap(), f);
+        let bad = serde_json::from_str::<Folds>(r#"{"k": 2, "assignment": [0, 5]}"#);
+        assert!(bad.unwrap_err().to_string().contains("row 1 is in fold 5"));
     }
 }
