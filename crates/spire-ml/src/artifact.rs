@@ -1,10 +1,17 @@
-//! Fitted models behind one trait, their self-describing serialized form, and the loader.
+//! Fitted models behind two traits, their self-describing serialized form, and the loaders.
 //!
-//! Adding a model flavor means implementing [`Predictor`] for it and adding one row to
+//! A model is either a [`Predictor`] (scores rows with probabilities: supervised models) or a
+//! [`Clusterer`] (assigns rows to clusters: unsupervised models). Both serialize to the same
+//! [`Artifact`]; [`load_model`] returns whichever the flavor is as a [`Model`], and
+//! [`load_predictor`] / [`load_clusterer`] return the trait object directly, failing with
+//! [`MlError::WrongModelKind`] on the other kind.
+//!
+//! Adding a model flavor means implementing one of the traits for it and adding one row to
 //! the `FLAVORS` table; nothing else dispatches on flavor names.
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::{ClusterProfiles, KMeans};
 use crate::error::MlError;
 use crate::linear::LogisticRegression;
 use crate::matrix::Matrix;
@@ -33,6 +40,81 @@ pub trait Predictor: Send + Sync {
 
     /// The model's serialized form.
     fn to_artifact(&self) -> Result<Artifact, MlError>;
+}
+
+/// A fitted model that assigns rows to clusters (e.g. [`KMeans`] audience clusters).
+///
+/// Contract:
+/// - `predict` returns one cluster index in `0..n_clusters()` per row of `x`, in row order;
+///   `transform` returns an `x.n_rows() × n_clusters()` matrix whose row `i`, column `c` is
+///   the distance of row `i` to cluster `c` in the model's space, and `predict` picks the
+///   column of the smallest distance (the lowest index on ties). Both are pure and
+///   deterministic: the same model (including one reloaded from its artifact) and the same
+///   rows give bit-identical results, whatever the thread count.
+/// - `x` must have exactly `feature_names().len()` columns in `feature_names()` order, else
+///   [`MlError::Shape`]; NaN or infinite cells are rejected with [`MlError::NonFinite`].
+/// - `to_artifact` captures everything `predict` and `transform` need; [`load_clusterer`] on
+///   the result gives a clusterer with the same flavor, feature names, assignments and
+///   distances.
+/// - Implementations are immutable after fitting, so they are `Send + Sync`.
+pub trait Clusterer: Send + Sync {
+    /// The flavor name stored in artifacts, e.g. `"kmeans"`.
+    fn flavor(&self) -> &'static str;
+
+    /// The columns the model expects, in order.
+    fn feature_names(&self) -> &[String];
+
+    /// Number of clusters.
+    fn n_clusters(&self) -> usize;
+
+    /// The cluster of each row of `x`.
+    fn predict(&self, x: &Matrix) -> Result<Vec<usize>, MlError>;
+
+    /// Distances from each row of `x` to each cluster (`x.n_rows() × n_clusters()`).
+    fn transform(&self, x: &Matrix) -> Result<Matrix, MlError>;
+
+    /// The model's serialized form.
+    fn to_artifact(&self) -> Result<Artifact, MlError>;
+
+    /// Profiles of the clusters over the rows of `x` (sizes, shares, per-feature means
+    /// against the overall means), e.g. to describe this month's users with last month's
+    /// clusters. Fails like `predict`.
+    fn profile(&self, x: &Matrix) -> Result<ClusterProfiles, MlError> {
+        let labels = self.predict(x)?;
+        ClusterProfiles::compute(x, &labels, self.n_clusters(), self.feature_names())
+    }
+}
+
+/// A model loaded from an artifact without knowing its concrete type, by kind.
+pub enum Model {
+    /// A supervised model that scores probabilities.
+    Predictor(Box<dyn Predictor>),
+    /// An unsupervised model that assigns clusters.
+    Clusterer(Box<dyn Clusterer>),
+}
+
+impl Model {
+    /// `"predictor"` or `"clusterer"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Model::Predictor(_) => "predictor",
+            Model::Clusterer(_) => "clusterer",
+        }
+    }
+
+    /// The flavor name of the model inside.
+    pub fn flavor(&self) -> &'static str {
+        match self {
+            Model::Predictor(p) => p.flavor(),
+            Model::Clusterer(c) => c.flavor(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Model::{}({:?})", self.kind(), self.flavor())
+    }
 }
 
 /// Validated hyper-parameters that fit a model (the linfa pattern: only checked params fit).
@@ -83,17 +165,26 @@ impl Artifact {
     }
 }
 
-/// Builds a predictor from an artifact whose flavor and version were already checked.
-type Loader = fn(&Artifact) -> Result<Box<dyn Predictor>, MlError>;
+/// Builds a model from an artifact whose flavor and version were already checked.
+type Loader = fn(&Artifact) -> Result<Model, MlError>;
 
 /// The one registration point: `(flavor, newest format version, loader)` per known flavor.
-const FLAVORS: &[(&str, u32, Loader)] = &[(
-    LogisticRegression::FLAVOR,
-    LogisticRegression::FORMAT_VERSION,
-    |a| Ok(Box::new(LogisticRegression::from_artifact(a)?)),
-)];
+const FLAVORS: &[(&str, u32, Loader)] = &[
+    (
+        LogisticRegression::FLAVOR,
+        LogisticRegression::FORMAT_VERSION,
+        |a| {
+            Ok(Model::Predictor(Box::new(
+                LogisticRegression::from_artifact(a)?,
+            )))
+        },
+    ),
+    (KMeans::FLAVOR, KMeans::FORMAT_VERSION, |a| {
+        Ok(Model::Clusterer(Box::new(KMeans::from_artifact(a)?)))
+    }),
+];
 
-/// The flavors [`load_predictor`] understands.
+/// The flavors [`load_model`] understands, predictors and clusterers alike.
 pub fn known_flavors() -> Vec<String> {
     FLAVORS.iter().map(|(f, _, _)| f.to_string()).collect()
 }
@@ -103,7 +194,7 @@ pub fn known_flavors() -> Vec<String> {
 /// Fails with [`MlError::UnknownFlavor`] (listing the known ones) for an unregistered flavor,
 /// [`MlError::UnsupportedFormatVersion`] for a version newer than this build reads (or 0), and
 /// [`MlError::Artifact`] when the payload is malformed or inconsistent.
-pub fn load_predictor(a: &Artifact) -> Result<Box<dyn Predictor>, MlError> {
+pub fn load_model(a: &Artifact) -> Result<Model, MlError> {
     let Some((flavor, supported, load)) = FLAVORS.iter().find(|(f, _, _)| *f == a.flavor) else {
         return Err(MlError::UnknownFlavor {
             flavor: a.flavor.clone(),
@@ -118,6 +209,32 @@ pub fn load_predictor(a: &Artifact) -> Result<Box<dyn Predictor>, MlError> {
         });
     }
     load(a)
+}
+
+/// Loads a predictor flavor; fails like [`load_model`], and with
+/// [`MlError::WrongModelKind`] when the artifact holds a clusterer.
+pub fn load_predictor(a: &Artifact) -> Result<Box<dyn Predictor>, MlError> {
+    match load_model(a)? {
+        Model::Predictor(p) => Ok(p),
+        other => Err(wrong_kind(a, "predictor", &other)),
+    }
+}
+
+/// Loads a clusterer flavor; fails like [`load_model`], and with
+/// [`MlError::WrongModelKind`] when the artifact holds a predictor.
+pub fn load_clusterer(a: &Artifact) -> Result<Box<dyn Clusterer>, MlError> {
+    match load_model(a)? {
+        Model::Clusterer(c) => Ok(c),
+        other => Err(wrong_kind(a, "clusterer", &other)),
+    }
+}
+
+fn wrong_kind(a: &Artifact, expected: &'static str, found: &Model) -> MlError {
+    MlError::WrongModelKind {
+        flavor: a.flavor.clone(),
+        expected,
+        found: found.kind(),
+    }
 }
 
 #[cfg(test)]
@@ -157,7 +274,7 @@ mod tests {
             payload: serde_json::Value::Null,
         };
         let err = load_predictor(&a).err().unwrap();
-        assert!(matches!(err, MlError::UnknownFlavor { ref known, .. } if known.len() == 1));
+        assert!(matches!(err, MlError::UnknownFlavor { ref known, .. } if known.len() == 2));
         a.flavor = LogisticRegression::FLAVOR.into();
         a.format_version = 99;
         let err = load_predictor(&a).err().unwrap().to_string();

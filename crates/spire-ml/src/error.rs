@@ -41,6 +41,22 @@ pub enum MlError {
         /// The offending value.
         value: f64,
     },
+    /// An input value is outside its allowed range (e.g. a probability above 1).
+    #[error("value {value} at row {row} ({what}) must be {allowed}")]
+    OutOfRange {
+        /// What was being read: `"probabilities"`, ...
+        what: &'static str,
+        /// Zero-based row index.
+        row: usize,
+        /// The offending value.
+        value: f64,
+        /// The allowed range, e.g. `"in [0, 1]"`.
+        allowed: &'static str,
+    },
+    /// The data cannot support the requested evaluation or split: an empty side, a missing
+    /// class, fewer rows than folds or clusters, ... The message says what to change.
+    #[error("{0}")]
+    Degenerate(String),
     /// The optimisation could not proceed (e.g. a singular Hessian without regularisation).
     #[error("numerical failure: {0}")]
     Numerical(String),
@@ -80,6 +96,17 @@ pub enum MlError {
         /// The flavors this build can load.
         known: Vec<String>,
     },
+    /// An artifact holds another kind of model than the caller asked for (e.g. a clusterer
+    /// passed to [`crate::load_predictor`]).
+    #[error("{flavor} artifact holds a {found}, not a {expected}; load it with load_{found}")]
+    WrongModelKind {
+        /// The artifact's flavor.
+        flavor: String,
+        /// The kind the caller asked for: `"predictor"` or `"clusterer"`.
+        expected: &'static str,
+        /// The kind the flavor is.
+        found: &'static str,
+    },
     /// An artifact was written by a newer (or unknown) format version of a known flavor.
     #[error(
         "{flavor} artifact has format_version {found}, but this build reads versions \
@@ -103,12 +130,15 @@ impl MlError {
             | MlError::Shape(_)
             | MlError::SingleClass(_)
             | MlError::NonFinite { .. }
+            | MlError::OutOfRange { .. }
+            | MlError::Degenerate(_)
             | MlError::Numerical(_)
             | MlError::Artifact(_)
             | MlError::Member { .. }
             | MlError::UnknownAlgorithm { .. }
             | MlError::Params { .. }
             | MlError::UnknownFlavor { .. }
+            | MlError::WrongModelKind { .. }
             | MlError::UnsupportedFormatVersion { .. } => ErrorKind::InvalidInput,
         }
     }

@@ -6,10 +6,18 @@
 //! serializes to a self-describing [`Artifact`] that [`load_predictor`] turns back into a
 //! `Box<dyn Predictor>` without knowing the concrete type. [`metrics`] scores predictions
 //! with scikit-learn's semantics and [`split`] makes deterministic stratified splits.
+//! [`eval`] adds calibration curves, top-k lift, cross-validation folds shared by a model
+//! family and time holdouts. [`cluster`] fits k-means audience clusters with profiles; a
+//! fitted clusterer is a [`Clusterer`] and loads back through [`load_clusterer`] (or
+//! [`load_model`] for any flavor). [`fused`] trains and scores whole families of linear
+//! models with shared matrix products; [`algorithms`] builds estimators by name, and
+//! [`Preprocessor`] encodes a [`Frame`] (imputation, `log1p`, one-hot) into a [`Matrix`].
 
 pub mod algorithms;
 pub mod artifact;
+pub mod cluster;
 pub mod error;
+pub mod eval;
 pub mod frame;
 pub mod fused;
 mod linalg;
@@ -19,8 +27,16 @@ pub mod metrics;
 pub mod preprocess;
 pub mod split;
 
-pub use artifact::{known_flavors, load_predictor, Artifact, Fit, Predictor};
+pub use artifact::{
+    known_flavors, load_clusterer, load_model, load_predictor, Artifact, Clusterer, Fit, Model,
+    Predictor,
+};
+pub use cluster::{ClusterProfile, ClusterProfiles, KMeans, KMeansParams, ValidKMeansParams};
 pub use error::MlError;
+pub use eval::{
+    calibration_curve, cross_validate, time_holdout, top_k, CalibrationStrategy, CvSummary, Folds,
+    KFold,
+};
 pub use frame::{Column, ColumnData, Frame};
 pub use linear::{
     l2_from_sklearn_c, LogisticRegression, LogisticRegressionParams, ValidLogisticRegressionParams,

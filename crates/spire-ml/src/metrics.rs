@@ -4,8 +4,9 @@
 //! scikit-learn would raise or warn (a missing class, mismatched lengths, NaN scores);
 //! probability metrics return NaN for empty or mismatched inputs.
 
-/// Lower clip bound for probabilities in [`log_loss`].
-pub const LOG_LOSS_EPS: f64 = 1e-15;
+/// Clip bound for probabilities in [`log_loss`]: the machine epsilon of `f64` (`2.22e-16`),
+/// as scikit-learn ≥ 1.5 (which clips to `np.finfo(dtype).eps`; older versions used `1e-15`).
+pub const LOG_LOSS_EPS: f64 = f64::EPSILON;
 
 /// Groups rows into runs of equal scores, in ascending score order.
 ///
@@ -90,8 +91,11 @@ pub fn average_precision(y: &[bool], score: &[f64]) -> Option<f64> {
     Some(ap)
 }
 
-/// Mean binary cross-entropy, as `sklearn.metrics.log_loss` with probabilities clipped to
-/// `[1e-15, 1 − 1e-15]`. NaN for empty or mismatched inputs or a NaN probability.
+/// Mean binary cross-entropy, as `sklearn.metrics.log_loss`: the probability given to the
+/// observed class (`p` for a positive, `1 − p` for a negative) is clipped to
+/// `[ε, 1 − ε]` with `ε =` [`LOG_LOSS_EPS`] before taking its log. NaN for empty or mismatched
+/// inputs or a NaN probability. scikit-learn rejects probabilities outside `[0, 1]`; this
+/// function clips them like any other.
 pub fn log_loss(y: &[bool], p: &[f64]) -> f64 {
     if y.is_empty() || y.len() != p.len() {
         return f64::NAN;
@@ -100,12 +104,8 @@ pub fn log_loss(y: &[bool], p: &[f64]) -> f64 {
         .iter()
         .zip(p)
         .map(|(&yi, &pi)| {
-            let pi = pi.clamp(LOG_LOSS_EPS, 1.0 - LOG_LOSS_EPS);
-            if yi {
-                -pi.ln()
-            } else {
-                -(1.0 - pi).ln()
-            }
+            let q = if yi { pi } else { 1.0 - pi };
+            -q.clamp(LOG_LOSS_EPS, 1.0 - LOG_LOSS_EPS).ln()
         })
         .sum();
     total / y.len() as f64
@@ -182,8 +182,9 @@ mod tests {
             log_loss(&y, &[0.8, 0.3]),
             -(0.8f64.ln() + 0.7f64.ln()) / 2.0
         ));
-        // Clipping keeps certain mistakes finite: -ln(1e-15) ≈ 34.54.
-        assert!(close(log_loss(&[true], &[0.0]), -(1e-15f64).ln()));
+        // Clipping keeps certain mistakes finite: -ln(2.22e-16) ≈ 36.04.
+        assert!(close(log_loss(&[true], &[0.0]), -(f64::EPSILON).ln()));
+        assert!(close(log_loss(&[false], &[1.0]), -(f64::EPSILON).ln()));
         assert!(log_loss(&[], &[]).is_nan());
         assert!(close(brier_score(&y, &[0.8, 0.3]), (0.04 + 0.09) / 2.0));
         assert!(brier_score(&y, &[0.8]).is_nan());

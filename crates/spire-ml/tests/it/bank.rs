@@ -41,17 +41,17 @@ const CATEGORICAL: [(&str, &[&str]); 8] = [
     ),
 ];
 
-struct Bank {
-    x: Matrix,
-    y: Vec<bool>,
-    names: Vec<String>,
+pub(crate) struct Bank {
+    pub(crate) x: Matrix,
+    pub(crate) y: Vec<bool>,
+    pub(crate) names: Vec<String>,
 }
 
 fn unquote(s: &str) -> &str {
     s.trim().trim_matches('"')
 }
 
-fn load() -> Bank {
+pub(crate) fn load() -> Bank {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../../shared/data/bank_marketing/bank-full.csv"

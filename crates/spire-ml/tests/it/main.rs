@@ -3,5 +3,8 @@
 
 mod artifact;
 mod bank;
+mod cv;
+mod eval;
+mod kmeans;
 mod metrics;
 mod split;
