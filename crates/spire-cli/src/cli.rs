@@ -74,6 +74,9 @@ pub enum Command {
     /// Segment memberships.
     #[command(subcommand)]
     Segments(SegmentsCommand),
+    /// Model-library tools that need no project.
+    #[command(subcommand)]
+    Ml(MlCommand),
     /// Run SQL over the lake tables (DataFusion).
     ///
     /// Example: spire sql "SELECT segment, COUNT(*) FROM segments GROUP BY segment"
@@ -184,4 +187,49 @@ pub enum SegmentsCommand {
         /// User id.
         user_id: String,
     },
+}
+
+/// `spire ml ...`.
+#[derive(Debug, Subcommand)]
+pub enum MlCommand {
+    /// Cross-validate an algorithm on any CSV or Parquet table (types are inferred: numbers
+    /// stay numeric, everything else is one-hot encoded, missing numbers are imputed).
+    ///
+    /// Example: spire ml evaluate --data bank-full.csv --label y --drop duration --cv 5
+    Evaluate(EvaluateArgs),
+}
+
+/// `spire ml evaluate` arguments.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// The table: a .parquet file, or delimited text with a header line.
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// The label column.
+    #[arg(long, value_name = "COLUMN")]
+    pub label: String,
+    /// The label value that counts as positive (inferred for yes/no, true/false, 1/0).
+    #[arg(long, value_name = "VALUE")]
+    pub positive: Option<String>,
+    /// Columns to leave out, comma-separated (identifiers, leaky columns).
+    #[arg(long, value_name = "COL,...", value_delimiter = ',')]
+    pub drop: Vec<String>,
+    /// Algorithm name.
+    #[arg(long, default_value = "logistic_regression")]
+    pub algorithm: String,
+    /// Algorithm params, e.g. `l2=0.001,max_iter=200`.
+    #[arg(long, value_name = "K=V,...", default_value = "")]
+    pub params: String,
+    /// Number of stratified folds.
+    #[arg(long = "cv", default_value_t = 5)]
+    pub folds: usize,
+    /// Seed of the fold assignment.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Field delimiter of a text file (sniffed from the header when omitted).
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<char>,
+    /// Numeric columns to transform with ln(1 + x), comma-separated.
+    #[arg(long, value_name = "COL,...", value_delimiter = ',')]
+    pub log1p: Vec<String>,
 }

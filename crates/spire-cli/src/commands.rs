@@ -13,7 +13,10 @@ use spire_pipeline::stages::{features, ingest};
 use spire_pipeline::{PipelineError, Progress, Result, Workspace};
 use spire_registry::RunFilter;
 
-use crate::cli::{Cli, Command, FeaturesCommand, ModelsCommand, RunsCommand, SegmentsCommand};
+use crate::cli::{
+    Cli, Command, EvaluateArgs, FeaturesCommand, MlCommand, ModelsCommand, RunsCommand,
+    SegmentsCommand,
+};
 use crate::output::{self, metric, table};
 use crate::progress::Terminal;
 
@@ -411,6 +414,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Ml(MlCommand::Evaluate(a)) => ml_evaluate(&cli, a, &progress).await,
         Command::Sql { query, limit } => sql(&cli, query, *limit).await,
         Command::Serve { addr } => {
             let ws = open(&cli).await?;
@@ -504,5 +508,76 @@ fn init(dir: &Path) -> Result<()> {
     for (k, v) in next {
         println!("  {k}. {v}");
     }
+    Ok(())
+}
+
+async fn ml_evaluate(cli: &Cli, a: &EvaluateArgs, progress: &dyn Progress) -> Result<()> {
+    use spire_pipeline::experiment::{evaluate, EvaluateOptions};
+    let params = spire_ml::algorithms::parse_params(&a.params)
+        .map_err(|e| PipelineError::InvalidInput(format!("--params: {e}")))?;
+    let delimiter = match a.delimiter {
+        None => None,
+        Some(c) if c.is_ascii() => Some(c as u8),
+        Some(c) => {
+            return Err(PipelineError::InvalidInput(format!(
+                "--delimiter {c:?}: must be a single ASCII character"
+            )))
+        }
+    };
+    let opts = EvaluateOptions {
+        data: a.data.clone(),
+        label: a.label.clone(),
+        positive: a.positive.clone(),
+        drop: a.drop.clone(),
+        algorithm: a.algorithm.clone(),
+        params,
+        folds: a.folds,
+        seed: a.seed,
+        delimiter,
+        preprocess: spire_ml::PreprocessParams {
+            log1p: a.log1p.clone(),
+            ..spire_ml::PreprocessParams::default()
+        },
+    };
+    let report = evaluate(&opts, progress).await?;
+    if cli.json {
+        output::json(&report);
+        return Ok(());
+    }
+    println!(
+        "{}: {} rows ({} positive, {:.1} %), {} numeric + {} categorical columns → {} features",
+        report.data,
+        report.rows,
+        report.positives,
+        100.0 * report.positives as f64 / report.rows.max(1) as f64,
+        report.numeric_columns,
+        report.categorical_columns,
+        report.encoded_features
+    );
+    println!(
+        "{} {} — {}-fold stratified cross-validation, {:.1} s",
+        report.algorithm,
+        report.params,
+        report.cv.n_folds(),
+        report.seconds
+    );
+    let rows: Vec<Vec<String>> = report
+        .cv
+        .metrics
+        .iter()
+        .map(|m| {
+            vec![
+                m.name.clone(),
+                format!("{:.4}", m.mean),
+                format!("{:.4}", m.std),
+                m.values
+                    .iter()
+                    .map(|v| format!("{v:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]
+        })
+        .collect();
+    table(&["metric", "mean", "± std", "per fold"], &rows);
     Ok(())
 }

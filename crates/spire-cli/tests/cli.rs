@@ -88,3 +88,55 @@ fn unknown_env_and_missing_project_are_bad_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("spire init"));
 }
+
+const SHOPPERS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/data/online_shoppers_intention/online_shoppers_intention.csv"
+);
+
+#[test]
+fn ml_evaluate_cross_validates_a_csv_reproducibly() {
+    let run = || {
+        let out = spire(&[
+            "--json", "ml", "evaluate", "--data", SHOPPERS, "--label", "Revenue", "--cv", "4",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let v = run();
+    assert_eq!(v["rows"], 12330);
+    assert_eq!(v["positives"], 1908, "TRUE/FALSE label read as booleans");
+    // Month, VisitorType and Weekend are text or booleans: one-hot encoded.
+    assert_eq!(v["categorical_columns"], 3);
+    let auc = &v["cv"]["metrics"][0];
+    assert_eq!(auc["name"], "roc_auc");
+    assert_eq!(auc["values"].as_array().unwrap().len(), 4);
+    let mean = auc["mean"].as_f64().unwrap();
+    assert!((0.85..0.95).contains(&mean), "AUC {mean}");
+    assert_eq!(run()["cv"], v["cv"], "same seed, same folds, same metrics");
+}
+
+#[test]
+fn ml_evaluate_bad_input_exits_2_naming_the_problem() {
+    let out = spire(&["ml", "evaluate", "--data", SHOPPERS, "--label", "Month"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"Month\"") && err.contains("--positive"),
+        "{err}"
+    );
+    let out = spire(&[
+        "ml", "evaluate", "--data", SHOPPERS, "--label", "Revenue", "--drop", "nosuch",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"nosuch\""));
+    let out = spire(&[
+        "ml", "evaluate", "--data", SHOPPERS, "--label", "Revenue", "--params", "l2=-1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("l2 = -1: must be >= 0"));
+}

@@ -7,6 +7,7 @@
 
 pub mod demo;
 mod error;
+pub mod experiment;
 pub mod index;
 pub mod progress;
 pub mod run;
