@@ -91,10 +91,20 @@ fn sqlx_kind(e: &sqlx::Error) -> ErrorKind {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => ErrorKind::Unavailable,
-        sqlx::Error::Database(db) if crate::sqlite::is_transient(db.as_ref()) => {
-            ErrorKind::Unavailable
-        }
+        sqlx::Error::Database(db) if is_transient(db.as_ref()) => ErrorKind::Unavailable,
         _ => ErrorKind::Internal,
+    }
+}
+
+/// Asks the backend that raised a database error whether retrying later may succeed.
+fn is_transient(db: &dyn sqlx::error::DatabaseError) -> bool {
+    if db
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
+        crate::backend::postgres::is_transient(db)
+    } else {
+        crate::backend::sqlite::is_transient(db)
     }
 }
 

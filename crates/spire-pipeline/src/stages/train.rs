@@ -13,7 +13,7 @@ use spire_features::dataset::{self, FeatureMatrix};
 use spire_features::labels::{self, FutureEventsLabel};
 use spire_lake::tables::EVENTS;
 use spire_ml::{Artifact, LogisticRegressionParams, Matrix, Predictor};
-use spire_registry::{NewRun, RunStatus, TableInput};
+use spire_registry::{ModelRegistry, NewRun, RunStatus, TableInput, TrackingStore};
 
 use crate::error::{PipelineError, Result};
 use crate::progress::Progress;
@@ -291,6 +291,7 @@ async fn register(
             inputs,
             config_hash: ws.project.config_hash.clone(),
             spire_version: env!("CARGO_PKG_VERSION").to_string(),
+            git_commit: None,
         })
         .await?;
     let fitted = match fit_and_evaluate(
