@@ -12,6 +12,10 @@
 //! (`migrations/sqlite/`, `migrations/postgres/`), applied on open; one conformance suite
 //! checks both.
 //!
+//! Runs are found with [`TrackingStore::search_runs`], which speaks MLflow's filter grammar
+//! (`metrics.auc > 0.8 and params.algorithm = 'lr' and tags.segment LIKE 'reads-%'`) with
+//! ordering and page tokens; see [`RunSearch`].
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), spire_registry::RegistryError> {
 //! use spire_registry::{ModelRegistry, NewRun, Registry, RunStatus, TrackingStore};
@@ -40,11 +44,13 @@ mod backend;
 mod check;
 mod error;
 mod registry;
+mod search;
 mod store;
 mod types;
 
 pub use error::RegistryError;
 pub use registry::{Backend, Registry};
+pub use search::{RunPage, RunSearch, MAX_SEARCH_RESULTS};
 pub use store::{ModelRegistry, TrackingStore};
 pub use types::{
     AliasEvent, Experiment, Lifecycle, LogBatch, Metric, ModelVersion, NewRun, RegisteredModel,

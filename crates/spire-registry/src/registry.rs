@@ -11,7 +11,7 @@ use sqlx::{Database, Pool};
 use crate::backend::{postgres, sqlite};
 use crate::{
     AliasEvent, Experiment, LogBatch, Metric, ModelRegistry, ModelVersion, NewRun, RegisteredModel,
-    RegistryError, Run, RunFilter, RunStatus, TrackingStore, ViewType,
+    RegistryError, Run, RunFilter, RunPage, RunSearch, RunStatus, TrackingStore, ViewType,
 };
 
 /// The URL schemes [`Registry::open`] accepts, for error messages.
@@ -214,6 +214,10 @@ impl TrackingStore for Registry {
 
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>, RegistryError> {
         dispatch!(self, s => s.list_runs(filter))
+    }
+
+    async fn search_runs(&self, search: &RunSearch) -> Result<RunPage, RegistryError> {
+        dispatch!(self, s => s.search_runs(search))
     }
 
     async fn metric_history(&self, run_id: &str, key: &str) -> Result<Vec<Metric>, RegistryError> {

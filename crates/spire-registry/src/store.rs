@@ -7,7 +7,7 @@ use std::future::Future;
 
 use crate::{
     AliasEvent, Experiment, LogBatch, Metric, ModelVersion, NewRun, RegisteredModel, RegistryError,
-    Run, RunFilter, RunStatus, ViewType,
+    Run, RunFilter, RunPage, RunSearch, RunStatus, ViewType,
 };
 
 /// Experiments and runs: what each run read, the params it used, the metrics it measured.
@@ -38,7 +38,8 @@ use crate::{
 ///   `create_run`, `log_metric(s)` and the metrics of `log_batch` are not idempotent: each
 ///   call adds a run or metric points (a retried call after an unknown outcome may
 ///   duplicate points; metric history keeps them all).
-/// - **Ordering.** `list_runs` and `runs_reading` are newest first; `list_experiments` is
+/// - **Ordering.** `list_runs` and `runs_reading` are newest first, and so are ties of
+///   `search_runs`; `list_experiments` is
 ///   by name; `metric_history` is by step, then timestamp, then logging order, and a run's
 ///   latest metric value is the last of that order; `Run::inputs` keeps the order given at
 ///   creation.
@@ -177,6 +178,16 @@ pub trait TrackingStore: Send + Sync {
         &self,
         filter: &RunFilter,
     ) -> impl Future<Output = Result<Vec<Run>, RegistryError>> + Send;
+
+    /// Searches runs with MLflow's filter grammar, ordering and page tokens (see
+    /// [`RunSearch`]). A filter or order-by term that does not parse is
+    /// [`RegistryError::InvalidFilter`] naming the position and the token; a page token of
+    /// another search is [`RegistryError::InvalidInput`]. Both backends return the same
+    /// runs in the same order for the same data.
+    fn search_runs(
+        &self,
+        search: &RunSearch,
+    ) -> impl Future<Output = Result<RunPage, RegistryError>> + Send;
 
     /// Every point logged for one metric of a run, in history order; a key never logged
     /// gives an empty list.

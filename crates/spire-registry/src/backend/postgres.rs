@@ -24,6 +24,8 @@ mod tracking;
 
 /// The database this backend talks to.
 pub(crate) type Db = sqlx::Postgres;
+/// How search queries are spelled for this database.
+pub(crate) const DIALECT: crate::search::Dialect = crate::search::Dialect::Postgres;
 /// One connection (what a transaction dereferences to).
 pub(crate) type Conn = sqlx::PgConnection;
 

@@ -26,6 +26,8 @@ mod tracking;
 
 /// The database this backend talks to.
 pub(crate) type Db = sqlx::Sqlite;
+/// How search queries are spelled for this database.
+pub(crate) const DIALECT: crate::search::Dialect = crate::search::Dialect::Sqlite;
 /// One connection (what a transaction dereferences to).
 pub(crate) type Conn = sqlx::SqliteConnection;
 

@@ -13,6 +13,7 @@ mod models;
 mod postgres;
 mod reliability;
 mod runs;
+mod search;
 mod sqlite;
 
 use std::collections::BTreeMap;
@@ -106,10 +107,21 @@ impl PgTestDb {
         let admin = postgres_admin_url();
         let name = format!("spire_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = admin_connection(&admin).await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        // A linguistic default collation (as production servers often have), so tests see
+        // whether text ordering is really backend-independent; plain if ICU is missing.
+        let icu = format!(
+            "CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+        );
+        if sqlx::query(sqlx::AssertSqlSafe(icu))
             .execute(&mut conn)
             .await
-            .unwrap_or_else(|e| panic!("creating test database {name} via {admin}: {e}"));
+            .is_err()
+        {
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("creating test database {name} via {admin}: {e}"));
+        }
         conn.close().await.ok();
         let mut url = url::Url::parse(&admin).unwrap();
         url.set_path(&name);

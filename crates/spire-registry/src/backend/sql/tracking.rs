@@ -10,13 +10,14 @@ use super::runs_io::{
     put_inputs, put_metrics, put_params, put_tags, require_run, with_children, ExperimentRow,
     RunRow, EXPERIMENT_SELECT, RUN_SELECT,
 };
-use super::Store;
+use super::{Store, DIALECT};
 use crate::backend::new_id;
 use crate::check::{check_name, now_ms, to_time};
 use crate::error::{DbContext, RegistryError};
+use crate::search::{search_sql, Bind, ValidSearch};
 use crate::{
-    Experiment, Lifecycle, LogBatch, Metric, NewRun, Run, RunFilter, RunStatus, TrackingStore,
-    ViewType,
+    Experiment, Lifecycle, LogBatch, Metric, NewRun, Run, RunFilter, RunPage, RunSearch, RunStatus,
+    TrackingStore, ViewType,
 };
 
 impl TrackingStore for Store {
@@ -344,6 +345,30 @@ impl TrackingStore for Store {
         let runs = with_children(&mut tx, rows).await?;
         tx.commit().await.db(ctx)?;
         Ok(runs)
+    }
+
+    async fn search_runs(&self, search: &RunSearch) -> Result<RunPage, RegistryError> {
+        let valid = ValidSearch::new(search)?;
+        let built = search_sql(DIALECT, RUN_SELECT, &valid);
+        let ctx = || format!("searching runs with filter {:?}", search.filter);
+        let mut query = sqlx::query_as::<_, RunRow>(AssertSqlSafe(built.sql));
+        for bind in built.binds {
+            query = match bind {
+                Bind::Text(s) => query.bind(s),
+                Bind::Int(i) => query.bind(i),
+                Bind::Float(f) => query.bind(f),
+            };
+        }
+        let mut tx = self.begin_read().await.db(ctx)?;
+        let mut rows: Vec<RunRow> = query.fetch_all(&mut *tx).await.db(ctx)?;
+        let more = rows.len() > valid.page_size;
+        rows.truncate(valid.page_size);
+        let runs = with_children(&mut tx, rows).await?;
+        tx.commit().await.db(ctx)?;
+        Ok(RunPage {
+            runs,
+            next_page_token: more.then(|| valid.next_token()),
+        })
     }
 
     async fn metric_history(&self, run_id: &str, key: &str) -> Result<Vec<Metric>, RegistryError> {
