@@ -134,9 +134,11 @@ pub trait TrackingStore: Send + Sync {
         step: i64,
     ) -> impl Future<Output = Result<(), RegistryError>> + Send;
 
-    /// Logs metrics, params and tags together, all or nothing. At most
-    /// [`MAX_BATCH`](crate::MAX_BATCH) entries per call; a key given twice in one batch
-    /// with two different param values is [`RegistryError::InvalidInput`].
+    /// Logs metrics (each with its own step and timestamp), params and tags together, all
+    /// or nothing: a param that contradicts a stored one fails the whole batch with
+    /// [`RegistryError::Conflict`]. More than [`MAX_BATCH`](crate::MAX_BATCH) entries is
+    /// [`RegistryError::InvalidInput`]. An empty batch checks the run exists and writes
+    /// nothing.
     fn log_batch(
         &self,
         run_id: &str,
