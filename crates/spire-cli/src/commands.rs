@@ -11,7 +11,7 @@ use spire_pipeline::index::SegmentIndex;
 use spire_pipeline::run;
 use spire_pipeline::stages::{features, ingest};
 use spire_pipeline::{PipelineError, Progress, Result, Workspace};
-use spire_registry::RunFilter;
+use spire_registry::{ModelRegistry, RunFilter, TrackingStore};
 
 use crate::cli::{
     Cli, Command, EvaluateArgs, FeaturesCommand, MlCommand, ModelsCommand, RunsCommand,
@@ -283,8 +283,8 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
                 .registry
                 .list_runs(&RunFilter {
                     segment: segment.clone(),
-                    status: None,
                     limit: *limit,
+                    ..RunFilter::default()
                 })
                 .await?;
             if cli.json {

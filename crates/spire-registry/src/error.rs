@@ -38,6 +38,18 @@ pub enum RegistryError {
     /// The caller passed something invalid (bad URL, empty name, bad status…).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A search filter or order-by term does not parse or does not type-check.
+    #[error("invalid {what} at position {position} near {token:?}: {problem}")]
+    InvalidFilter {
+        /// What was being parsed, with its text, e.g. `filter "metrics.auc >> 1"`.
+        what: String,
+        /// The 1-based character column where the problem starts.
+        position: usize,
+        /// The offending token as written, or `end of input`.
+        token: String,
+        /// What was expected or why the token is wrong.
+        problem: String,
+    },
     /// Applying the schema migrations failed (e.g. the database was written by a newer Spire).
     #[error("could not bring the registry schema up to date")]
     Migrate(#[source] sqlx::migrate::MigrateError),
@@ -57,7 +69,9 @@ impl RegistryError {
             RegistryError::NotFound { .. } => ErrorKind::NotFound,
             RegistryError::AlreadyExists { .. } => ErrorKind::AlreadyExists,
             RegistryError::Conflict { .. } => ErrorKind::Conflict,
-            RegistryError::InvalidInput(_) => ErrorKind::InvalidInput,
+            RegistryError::InvalidInput(_) | RegistryError::InvalidFilter { .. } => {
+                ErrorKind::InvalidInput
+            }
             RegistryError::Migrate(e) => match e {
                 sqlx::migrate::MigrateError::Execute(source)
                 | sqlx::migrate::MigrateError::ExecuteMigration(source, _) => sqlx_kind(source),
@@ -91,10 +105,20 @@ fn sqlx_kind(e: &sqlx::Error) -> ErrorKind {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => ErrorKind::Unavailable,
-        sqlx::Error::Database(db) if crate::sqlite::is_transient(db.as_ref()) => {
-            ErrorKind::Unavailable
-        }
+        sqlx::Error::Database(db) if is_transient(db.as_ref()) => ErrorKind::Unavailable,
         _ => ErrorKind::Internal,
+    }
+}
+
+/// Asks the backend that raised a database error whether retrying later may succeed.
+fn is_transient(db: &dyn sqlx::error::DatabaseError) -> bool {
+    if db
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
+        crate::backend::postgres::is_transient(db)
+    } else {
+        crate::backend::sqlite::is_transient(db)
     }
 }
 

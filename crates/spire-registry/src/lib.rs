@@ -1,14 +1,24 @@
-//! Spire tracking and model registry: runs, model versions, aliases (SQLite).
+//! Spire tracking and model registry: experiments, runs, model versions, aliases.
 //!
-//! A [`Registry`] records every run (its segment, params, metrics, tags and the exact Delta
-//! table versions it read) and every model version a run produced, with named aliases
-//! (`champion`, `challenger`…) whose every move is kept in an audit log. The store is chosen
-//! from its URL: `sqlite://PATH` or `sqlite::memory:` today, PostgreSQL later behind the
-//! same contract (see [`Registry`]).
+//! A [`Registry`] records every run (its segment, params, metrics, tags and lineage: the
+//! exact Delta table versions it read, the config hash, the Spire version and git commit)
+//! and every model version a run produced, with named aliases (`champion`, `challenger`…)
+//! whose every move is kept in an audit log.
+//!
+//! Two contracts describe it — [`TrackingStore`] (experiments and runs) and
+//! [`ModelRegistry`] (models, versions, aliases) — and two backends implement both, chosen
+//! from the URL given to [`Registry::open`]: SQLite (`sqlite://PATH`, the embedded
+//! default) and PostgreSQL (`postgres://…`). Each backend has its own versioned migrations
+//! (`migrations/sqlite/`, `migrations/postgres/`), applied on open; one conformance suite
+//! checks both.
+//!
+//! Runs are found with [`TrackingStore::search_runs`], which speaks MLflow's filter grammar
+//! (`metrics.auc > 0.8 and params.algorithm = 'lr' and tags.segment LIKE 'reads-%'`) with
+//! ordering and page tokens; see [`RunSearch`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), spire_registry::RegistryError> {
-//! use spire_registry::{NewRun, Registry, RunStatus};
+//! use spire_registry::{ModelRegistry, NewRun, Registry, RunStatus, TrackingStore};
 //!
 //! let registry = Registry::open("sqlite://spire-data/spire.db").await?;
 //! let run_id = registry
@@ -30,16 +40,24 @@
 //! # }
 //! ```
 
+mod backend;
+mod check;
 mod error;
-mod models;
 mod registry;
-mod runs;
-mod sqlite;
+mod search;
+mod store;
 mod types;
 
 pub use error::RegistryError;
-pub use registry::Registry;
+pub use registry::{Backend, Registry};
+pub use search::{RunPage, RunSearch, MAX_SEARCH_RESULTS};
+pub use store::{ModelRegistry, TrackingStore};
 pub use types::{
-    AliasEvent, Metric, ModelVersion, NewRun, RegisteredModel, Run, RunFilter, RunStatus,
-    TableInput,
+    AliasEvent, Experiment, Lifecycle, LogBatch, Metric, ModelVersion, NewRun, RegisteredModel,
+    Run, RunFilter, RunStatus, TableInput, ViewType,
 };
+
+/// The most entries (metric points, params and tags together) one
+/// [`TrackingStore::log_batch`] call accepts; larger batches are
+/// [`RegistryError::InvalidInput`]. It bounds how long one call holds the write lock.
+pub const MAX_BATCH: usize = 10_000;

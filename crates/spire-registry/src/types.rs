@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::RegistryError;
 
-/// The lifecycle state of a run: `running` until [`Registry::finish_run`] ends it.
+/// The lifecycle state of a run: `running` until [`TrackingStore::finish_run`] ends it.
 ///
-/// [`Registry::finish_run`]: crate::Registry::finish_run
+/// [`TrackingStore::finish_run`]: crate::TrackingStore::finish_run
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
@@ -64,9 +64,9 @@ pub struct TableInput {
     pub version: i64,
 }
 
-/// What a caller knows when it starts a run; see [`Registry::create_run`].
+/// What a caller knows when it starts a run; see [`TrackingStore::create_run`].
 ///
-/// [`Registry::create_run`]: crate::Registry::create_run
+/// [`TrackingStore::create_run`]: crate::TrackingStore::create_run
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NewRun {
     /// The segment the run trains, tunes or scores.
@@ -83,6 +83,118 @@ pub struct NewRun {
     pub config_hash: String,
     /// The Spire version that ran it.
     pub spire_version: String,
+    /// The git commit of the project the run was configured from, if known.
+    pub git_commit: Option<String>,
+}
+
+/// Whether an experiment is in use or soft-deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lifecycle {
+    /// In use: new runs may be created in it.
+    Active,
+    /// Soft-deleted: kept with its runs, hidden from default listings, closed to new runs
+    /// until restored.
+    Deleted,
+}
+
+impl Lifecycle {
+    /// The stored and displayed name: `active` or `deleted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Active => "active",
+            Lifecycle::Deleted => "deleted",
+        }
+    }
+}
+
+impl fmt::Display for Lifecycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Lifecycle {
+    type Err = RegistryError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "active" => Ok(Lifecycle::Active),
+            "deleted" => Ok(Lifecycle::Deleted),
+            other => Err(RegistryError::InvalidInput(format!(
+                "unknown lifecycle {other:?}; expected active or deleted"
+            ))),
+        }
+    }
+}
+
+/// Which experiments a listing returns, by [`Lifecycle`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViewType {
+    /// Only active experiments (the default).
+    #[default]
+    ActiveOnly,
+    /// Only deleted experiments.
+    DeletedOnly,
+    /// Both.
+    All,
+}
+
+impl ViewType {
+    /// Whether an experiment in state `lifecycle` is part of this view.
+    pub fn includes(self, lifecycle: Lifecycle) -> bool {
+        match self {
+            ViewType::ActiveOnly => lifecycle == Lifecycle::Active,
+            ViewType::DeletedOnly => lifecycle == Lifecycle::Deleted,
+            ViewType::All => true,
+        }
+    }
+}
+
+/// A named group of runs; by default one per segment family.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Experiment {
+    /// UUID v4 as 32 lowercase hex digits.
+    pub experiment_id: String,
+    /// Its unique name (runs refer to it by name).
+    pub name: String,
+    /// Active or soft-deleted.
+    pub lifecycle: Lifecycle,
+    /// Tags (last write wins).
+    pub tags: BTreeMap<String, String>,
+    /// When it was created (millisecond precision).
+    pub created_at: DateTime<Utc>,
+    /// When it was last deleted, restored or tagged.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Metrics, params and tags logged together by [`TrackingStore::log_batch`]: all stored or
+/// none.
+///
+/// [`TrackingStore::log_batch`]: crate::TrackingStore::log_batch
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogBatch {
+    /// Metric points, each with its own step and timestamp.
+    pub metrics: Vec<Metric>,
+    /// Params (immutable, as with [`TrackingStore::log_param`]).
+    ///
+    /// [`TrackingStore::log_param`]: crate::TrackingStore::log_param
+    pub params: BTreeMap<String, String>,
+    /// Tags (last write wins).
+    pub tags: BTreeMap<String, String>,
+}
+
+impl LogBatch {
+    /// How many entries (metric points, params and tags) the batch holds.
+    pub fn len(&self) -> usize {
+        self.metrics.len() + self.params.len() + self.tags.len()
+    }
+
+    /// Whether the batch holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// One logged metric value.
@@ -94,8 +206,20 @@ pub struct Metric {
     pub value: f64,
     /// The training step or iteration it was measured at.
     pub step: i64,
-    /// When it was logged (millisecond precision).
+    /// When it was measured (stored with millisecond precision).
     pub timestamp: DateTime<Utc>,
+}
+
+impl Metric {
+    /// A metric point measured now, at `step`.
+    pub fn now(key: impl Into<String>, value: f64, step: i64) -> Metric {
+        Metric {
+            key: key.into(),
+            value,
+            step,
+            timestamp: Utc::now(),
+        }
+    }
 }
 
 /// A run with everything it logged.
@@ -103,8 +227,10 @@ pub struct Metric {
 pub struct Run {
     /// UUID v4 as 32 lowercase hex digits.
     pub run_id: String,
-    /// The experiment it belongs to.
+    /// The experiment it belongs to (its name).
     pub experiment: String,
+    /// The id of that experiment.
+    pub experiment_id: String,
     /// The segment it is about.
     pub segment: String,
     /// Its lifecycle state.
@@ -121,6 +247,8 @@ pub struct Run {
     pub config_hash: String,
     /// The Spire version that ran it.
     pub spire_version: String,
+    /// The git commit of the project, if it was known at creation.
+    pub git_commit: Option<String>,
     /// When it was created (millisecond precision).
     pub started_at: DateTime<Utc>,
     /// When it was finished, if it was.
@@ -129,11 +257,13 @@ pub struct Run {
     pub error: Option<String>,
 }
 
-/// Which runs [`Registry::list_runs`] returns (newest first).
+/// Which runs [`TrackingStore::list_runs`] returns (newest first).
 ///
-/// [`Registry::list_runs`]: crate::Registry::list_runs
+/// [`TrackingStore::list_runs`]: crate::TrackingStore::list_runs
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunFilter {
+    /// Only runs of this experiment (by name).
+    pub experiment: Option<String>,
     /// Only runs of this segment.
     pub segment: Option<String>,
     /// Only runs in this state.
@@ -145,6 +275,7 @@ pub struct RunFilter {
 impl Default for RunFilter {
     fn default() -> Self {
         RunFilter {
+            experiment: None,
             segment: None,
             status: None,
             limit: 100,
@@ -182,7 +313,7 @@ pub struct RegisteredModel {
     pub versions: i64,
     /// Alias → version it points at.
     pub aliases: BTreeMap<String, i64>,
-    /// When its first version was registered.
+    /// When the model was registered (explicitly, or by its first version).
     pub created_at: DateTime<Utc>,
     /// When a version was last registered or an alias last moved.
     pub updated_at: DateTime<Utc>,
@@ -222,6 +353,20 @@ mod tests {
         let err = "done".parse::<RunStatus>().unwrap_err();
         assert_eq!(err.kind(), spire_core::ErrorKind::InvalidInput);
         assert!(err.to_string().contains("\"done\""));
+    }
+
+    #[test]
+    fn lifecycle_and_view_types() {
+        for l in [Lifecycle::Active, Lifecycle::Deleted] {
+            assert_eq!(l.to_string().parse::<Lifecycle>().unwrap(), l);
+        }
+        let err = "gone".parse::<Lifecycle>().unwrap_err();
+        assert!(err.to_string().contains("\"gone\""), "{err}");
+        assert!(ViewType::default().includes(Lifecycle::Active));
+        assert!(!ViewType::ActiveOnly.includes(Lifecycle::Deleted));
+        assert!(ViewType::DeletedOnly.includes(Lifecycle::Deleted));
+        assert!(!ViewType::DeletedOnly.includes(Lifecycle::Active));
+        assert!(ViewType::All.includes(Lifecycle::Deleted));
     }
 
     #[test]

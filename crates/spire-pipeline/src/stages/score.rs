@@ -14,6 +14,7 @@ use spire_lake::datafusion::prelude::{col, lit};
 use spire_lake::datafusion::scalar::ScalarValue;
 use spire_lake::tables::{SCORES, SEGMENTS};
 use spire_ml::Matrix;
+use spire_registry::ModelRegistry;
 
 use crate::error::{PipelineError, Result};
 use crate::progress::Progress;

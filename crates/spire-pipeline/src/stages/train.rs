@@ -15,7 +15,7 @@ use spire_features::labels::{self, FutureEventsLabel};
 use spire_lake::tables::EVENTS;
 use spire_ml::fused::{FamilyParams, LabelMatrix, Member};
 use spire_ml::{Artifact, LogisticRegressionParams, Matrix, MlError, Predictor};
-use spire_registry::{NewRun, RunStatus, TableInput};
+use spire_registry::{ModelRegistry, NewRun, RunStatus, TableInput, TrackingStore};
 
 use crate::error::{PipelineError, Result};
 use crate::progress::Progress;
@@ -441,6 +441,7 @@ async fn start_run(
             inputs,
             config_hash: ws.project.config_hash.clone(),
             spire_version: env!("CARGO_PKG_VERSION").to_string(),
+            git_commit: None,
         })
         .await?)
 }

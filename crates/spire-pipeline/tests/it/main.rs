@@ -10,6 +10,7 @@ use spire_lake::Lake;
 use spire_pipeline::demo::{self, DemoOptions};
 use spire_pipeline::index::SegmentIndex;
 use spire_pipeline::{Quiet, Workspace};
+use spire_registry::{ModelRegistry, TrackingStore};
 
 async fn count(lake: &Lake, sql: &str) -> i64 {
     let ctx = lake.session();

@@ -1,11 +1,20 @@
+//! Conformance: registered models, versions, aliases and the alias audit log.
+
 use serde_json::json;
 use spire_core::ErrorKind;
+use spire_registry::{ModelRegistry, TrackingStore};
 
-use crate::{new_run, temp_registry};
+use crate::{new_run, TestDb};
 
-#[tokio::test]
-async fn versions_are_numbered_per_model() {
-    let (_dir, reg) = temp_registry().await;
+crate::conformance!(
+    versions_are_numbered_per_model,
+    alias_moves_are_recorded,
+    missing_models_versions_and_runs_are_not_found,
+    models_can_be_registered_before_their_first_version,
+);
+
+pub async fn versions_are_numbered_per_model(t: TestDb) {
+    let reg = t.reg;
     let run = reg.create_run(new_run("sports")).await.unwrap();
     let sig = json!({"inputs": [{"name": "f1", "type": "f32"}], "output": "score"});
     for expected in 1..=3 {
@@ -50,9 +59,8 @@ async fn versions_are_numbered_per_model() {
     assert!(models[1].updated_at >= models[1].created_at);
 }
 
-#[tokio::test]
-async fn alias_moves_are_recorded() {
-    let (_dir, reg) = temp_registry().await;
+pub async fn alias_moves_are_recorded(t: TestDb) {
+    let reg = t.reg;
     let run = reg.create_run(new_run("sports")).await.unwrap();
     for _ in 0..3 {
         reg.create_model_version("sports", &run, "file:///m", json!({}))
@@ -127,9 +135,8 @@ async fn alias_moves_are_recorded() {
     assert!(history.iter().all(|e| e.model == "sports"));
 }
 
-#[tokio::test]
-async fn missing_models_versions_and_runs_are_not_found() {
-    let (_dir, reg) = temp_registry().await;
+pub async fn missing_models_versions_and_runs_are_not_found(t: TestDb) {
+    let reg = t.reg;
     let run = reg.create_run(new_run("sports")).await.unwrap();
     reg.create_model_version("sports", &run, "file:///m", json!({}))
         .await
@@ -196,4 +203,38 @@ async fn missing_models_versions_and_runs_are_not_found() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
+}
+
+pub async fn models_can_be_registered_before_their_first_version(t: TestDb) {
+    let reg = t.reg;
+    let model = reg.create_model("churn").await.unwrap();
+    assert_eq!((model.latest_version, model.versions), (0, 0));
+    assert!(model.aliases.is_empty());
+    assert_eq!(reg.get_model("churn").await.unwrap(), model);
+    assert!(reg.list_model_versions("churn").await.unwrap().is_empty());
+    let err = reg.create_model("churn").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    assert!(err.to_string().contains("\"churn\""), "{err}");
+
+    let run = reg.create_run(new_run("churn")).await.unwrap();
+    let v1 = reg
+        .create_model_version("churn", &run, "file:///c/1", json!({"inputs": []}))
+        .await
+        .unwrap();
+    assert_eq!(v1.version, 1);
+    reg.set_alias("churn", "champion", 1, "ci", "first")
+        .await
+        .unwrap();
+    let model = reg.get_model("churn").await.unwrap();
+    assert_eq!((model.latest_version, model.versions), (1, 1));
+    assert_eq!(model.aliases.get("champion"), Some(&1));
+    assert!(model.updated_at >= model.created_at);
+
+    let err = reg.get_model("ghost").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.to_string().contains("\"ghost\""), "{err}");
+    assert_eq!(
+        reg.create_model("").await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
 }

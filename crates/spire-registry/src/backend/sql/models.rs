@@ -1,12 +1,15 @@
-//! The model registry: registered models, their versions, aliases and the alias audit log.
+//! Shared SQL: [`ModelRegistry`] for this backend's `Store` (compiled once per backend; see
+//! `backend/mod.rs`). The contract is documented on the trait.
 
 use std::collections::{BTreeMap, HashMap};
 
+use sqlx::AssertSqlSafe;
+
+use super::runs_io::require_run;
+use super::{Conn, Store};
+use crate::check::{check_alias, check_name, now_ms, to_time};
 use crate::error::{DbContext, RegistryError};
-use crate::registry::{check_alias, check_name, now_ms, to_time};
-use crate::runs::require_run;
-use crate::sqlite::{self, Conn};
-use crate::{AliasEvent, ModelVersion, RegisteredModel, Registry};
+use crate::{AliasEvent, ModelRegistry, ModelVersion, RegisteredModel};
 
 /// A `model_versions` row as stored.
 #[derive(sqlx::FromRow)]
@@ -19,19 +22,64 @@ struct VersionRow {
     created_at: i64,
 }
 
-const VERSION_COLUMNS: &str = "SELECT model, version, run_id, artifact_uri, signature, created_at \
-                               FROM model_versions";
+const VERSION_SELECT: &str = "SELECT model, version, run_id, artifact_uri, signature, created_at \
+                              FROM model_versions";
 
-impl Registry {
-    /// Registers a new version of `model` produced by run `run_id`, creating the registered
-    /// model on its first version.
-    ///
-    /// The version number is the model's previous highest plus one, allocated in the same
-    /// write transaction as the insert, so concurrent callers (any number of handles or
-    /// processes) get 1, 2, 3… without gaps or duplicates. An unknown run is
-    /// [`RegistryError::NotFound`]; an empty model name or artifact URI is
-    /// [`RegistryError::InvalidInput`].
-    pub async fn create_model_version(
+/// A registered model with its version count: name, latest, count, created, updated.
+type ModelRow = (String, i64, i64, i64, i64);
+
+const MODEL_SELECT: &str = "SELECT m.name, m.latest_version, \
+       (SELECT COUNT(*) FROM model_versions v WHERE v.model = m.name), \
+       m.created_at, m.updated_at \
+     FROM registered_models m WHERE ($1 IS NULL OR m.name = $1) ORDER BY m.name";
+
+impl ModelRegistry for Store {
+    async fn create_model(&self, name: &str) -> Result<RegisteredModel, RegistryError> {
+        check_name("model name", name)?;
+        let ctx = || format!("registering model {name:?}");
+        let now = now_ms();
+        let mut tx = self.begin_write().await.db(ctx)?;
+        let created = sqlx::query(
+            "INSERT INTO registered_models (name, latest_version, created_at, updated_at) \
+             VALUES ($1, 0, $2, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .db(ctx)?
+        .rows_affected();
+        if created == 0 {
+            tx.rollback().await.db(ctx)?;
+            return Err(RegistryError::AlreadyExists {
+                what: format!("registered model {name:?}"),
+            });
+        }
+        tx.commit().await.db(ctx)?;
+        tracing::info!(model = name, "registered model");
+        let at = to_time(now, || "current time".to_string())?;
+        Ok(RegisteredModel {
+            name: name.to_string(),
+            latest_version: 0,
+            versions: 0,
+            aliases: BTreeMap::new(),
+            created_at: at,
+            updated_at: at,
+        })
+    }
+
+    async fn get_model(&self, name: &str) -> Result<RegisteredModel, RegistryError> {
+        self.read_models(Some(name))
+            .await?
+            .pop()
+            .ok_or_else(|| RegistryError::not_found(format!("registered model {name:?}")))
+    }
+
+    async fn list_models(&self) -> Result<Vec<RegisteredModel>, RegistryError> {
+        self.read_models(None).await
+    }
+
+    async fn create_model_version(
         &self,
         model: &str,
         run_id: &str,
@@ -49,7 +97,7 @@ impl Registry {
         })?;
         let now = now_ms();
         let ctx = || format!("registering a version of model {model:?} from run {run_id}");
-        let mut tx = sqlite::begin_write(&self.pool).await.db(ctx)?;
+        let mut tx = self.begin_write().await.db(ctx)?;
         require_run(&mut tx, run_id).await?;
         sqlx::query(
             "INSERT INTO registered_models (name, latest_version, created_at, updated_at) \
@@ -60,8 +108,8 @@ impl Registry {
         .execute(&mut *tx)
         .await
         .db(ctx)?;
-        // The counter bump locks the model's row (PostgreSQL) or the database (SQLite) until
-        // commit, which serialises concurrent registrations of the same model.
+        // The counter bump locks the model's row (PostgreSQL) or runs under the database
+        // write lock (SQLite) until commit, which serialises registrations of one model.
         let version: i64 = sqlx::query_scalar(
             "UPDATE registered_models SET latest_version = latest_version + 1, updated_at = $2 \
              WHERE name = $1 RETURNING latest_version",
@@ -97,31 +145,24 @@ impl Registry {
         })
     }
 
-    /// Reads one version with the aliases pointing at it. A missing model or version is
-    /// [`RegistryError::NotFound`] naming it.
-    pub async fn get_model_version(
+    async fn get_model_version(
         &self,
         model: &str,
         version: i64,
     ) -> Result<ModelVersion, RegistryError> {
         let ctx = || format!("reading model {model:?} version {version}");
-        let mut tx = sqlite::begin_read(&self.pool).await.db(ctx)?;
+        let mut tx = self.begin_read().await.db(ctx)?;
         let found = load_version(&mut tx, model, version).await?;
         tx.commit().await.db(ctx)?;
         Ok(found)
     }
 
-    /// Every version of `model`, newest first, each with its aliases. An unknown model is
-    /// [`RegistryError::NotFound`].
-    pub async fn list_model_versions(
-        &self,
-        model: &str,
-    ) -> Result<Vec<ModelVersion>, RegistryError> {
+    async fn list_model_versions(&self, model: &str) -> Result<Vec<ModelVersion>, RegistryError> {
         let ctx = || format!("listing versions of model {model:?}");
-        let mut tx = sqlite::begin_read(&self.pool).await.db(ctx)?;
+        let mut tx = self.begin_read().await.db(ctx)?;
         require_model(&mut tx, model).await?;
-        let rows: Vec<VersionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{VERSION_COLUMNS} WHERE model = $1 ORDER BY version DESC"
+        let rows: Vec<VersionRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "{VERSION_SELECT} WHERE model = $1 ORDER BY version DESC"
         )))
         .bind(model)
         .fetch_all(&mut *tx)
@@ -137,51 +178,7 @@ impl Registry {
             .collect()
     }
 
-    /// Every registered model, by name, with version counts and current aliases.
-    pub async fn list_models(&self) -> Result<Vec<RegisteredModel>, RegistryError> {
-        let ctx = || "listing registered models".to_string();
-        let mut tx = sqlite::begin_read(&self.pool).await.db(ctx)?;
-        let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT m.name, m.latest_version, \
-               (SELECT COUNT(*) FROM model_versions v WHERE v.model = m.name), \
-               m.created_at, m.updated_at \
-             FROM registered_models m ORDER BY m.name",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .db(ctx)?;
-        let alias_rows: Vec<(String, String, i64)> =
-            sqlx::query_as("SELECT model, alias, version FROM aliases")
-                .fetch_all(&mut *tx)
-                .await
-                .db(ctx)?;
-        tx.commit().await.db(ctx)?;
-        let mut aliases: HashMap<String, BTreeMap<String, i64>> = HashMap::new();
-        for (model, alias, version) in alias_rows {
-            aliases.entry(model).or_default().insert(alias, version);
-        }
-        rows.into_iter()
-            .map(|(name, latest_version, versions, created_at, updated_at)| {
-                Ok(RegisteredModel {
-                    created_at: to_time(created_at, || format!("created_at of model {name:?}"))?,
-                    updated_at: to_time(updated_at, || format!("updated_at of model {name:?}"))?,
-                    aliases: aliases.remove(&name).unwrap_or_default(),
-                    name,
-                    latest_version,
-                    versions,
-                })
-            })
-            .collect()
-    }
-
-    /// Points `alias` of `model` at `version` (creating or moving it) and appends an
-    /// [`AliasEvent`] in the same transaction.
-    ///
-    /// Setting an alias to the version it already points at succeeds and writes nothing.
-    /// A missing model or version is [`RegistryError::NotFound`]; a malformed alias (it must
-    /// start with a letter and hold only ASCII letters, digits, `_`, `-`, `.`) or an empty
-    /// actor is [`RegistryError::InvalidInput`].
-    pub async fn set_alias(
+    async fn set_alias(
         &self,
         model: &str,
         alias: &str,
@@ -192,13 +189,15 @@ impl Registry {
         check_alias(alias)?;
         check_name("actor", actor)?;
         let ctx = || format!("pointing alias {alias:?} of model {model:?} at version {version}");
-        let mut tx = sqlite::begin_write(&self.pool).await.db(ctx)?;
+        let now = now_ms();
+        let mut tx = self.begin_write().await.db(ctx)?;
+        lock_model(&mut tx, model, now).await?;
         require_version(&mut tx, model, version).await?;
         let from = current_alias(&mut tx, model, alias).await?;
         if from == Some(version) {
+            tx.rollback().await.db(ctx)?;
             return Ok(());
         }
-        let now = now_ms();
         sqlx::query(
             "INSERT INTO aliases (model, alias, version, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (model, alias) DO UPDATE \
@@ -211,26 +210,22 @@ impl Registry {
         .execute(&mut *tx)
         .await
         .db(ctx)?;
-        record_alias_event(
-            &mut tx,
+        let event = AliasMove {
             model,
             alias,
             from,
-            Some(version),
+            to: Some(version),
             actor,
             reason,
-            now,
-        )
-        .await?;
+            at: now,
+        };
+        record_alias_event(&mut tx, &event).await?;
         tx.commit().await.db(ctx)?;
         tracing::info!(model, alias, from_version = ?from, to_version = version, actor, "moved alias");
         Ok(())
     }
 
-    /// Removes `alias` of `model` and appends an [`AliasEvent`] (with `to_version: None`) in
-    /// the same transaction. A missing model or alias is [`RegistryError::NotFound`] (a
-    /// retried delete therefore reports NotFound: the alias is gone either way).
-    pub async fn delete_alias(
+    async fn delete_alias(
         &self,
         model: &str,
         alias: &str,
@@ -239,35 +234,43 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         check_name("actor", actor)?;
         let ctx = || format!("deleting alias {alias:?} of model {model:?}");
-        let mut tx = sqlite::begin_write(&self.pool).await.db(ctx)?;
-        require_model(&mut tx, model).await?;
+        let now = now_ms();
+        let mut tx = self.begin_write().await.db(ctx)?;
+        lock_model(&mut tx, model, now).await?;
         let Some(from) = current_alias(&mut tx, model, alias).await? else {
+            tx.rollback().await.db(ctx)?;
             return Err(RegistryError::not_found(format!(
                 "alias {alias:?} of model {model:?}"
             )));
         };
-        let now = now_ms();
         sqlx::query("DELETE FROM aliases WHERE model = $1 AND alias = $2")
             .bind(model)
             .bind(alias)
             .execute(&mut *tx)
             .await
             .db(ctx)?;
-        record_alias_event(&mut tx, model, alias, Some(from), None, actor, reason, now).await?;
+        let event = AliasMove {
+            model,
+            alias,
+            from: Some(from),
+            to: None,
+            actor,
+            reason,
+            at: now,
+        };
+        record_alias_event(&mut tx, &event).await?;
         tx.commit().await.db(ctx)?;
         tracing::info!(model, alias, from_version = from, actor, "deleted alias");
         Ok(())
     }
 
-    /// The version `alias` points at, or `None` if the model has no such alias. An unknown
-    /// model is [`RegistryError::NotFound`].
-    pub async fn get_alias(
+    async fn get_alias(
         &self,
         model: &str,
         alias: &str,
     ) -> Result<Option<ModelVersion>, RegistryError> {
         let ctx = || format!("resolving alias {alias:?} of model {model:?}");
-        let mut tx = sqlite::begin_read(&self.pool).await.db(ctx)?;
+        let mut tx = self.begin_read().await.db(ctx)?;
         require_model(&mut tx, model).await?;
         let found = match current_alias(&mut tx, model, alias).await? {
             Some(version) => Some(load_version(&mut tx, model, version).await?),
@@ -277,11 +280,9 @@ impl Registry {
         Ok(found)
     }
 
-    /// Every alias move of `model`, oldest first. An unknown model is
-    /// [`RegistryError::NotFound`].
-    pub async fn alias_history(&self, model: &str) -> Result<Vec<AliasEvent>, RegistryError> {
+    async fn alias_history(&self, model: &str) -> Result<Vec<AliasEvent>, RegistryError> {
         let ctx = || format!("reading alias history of model {model:?}");
-        let mut tx = sqlite::begin_read(&self.pool).await.db(ctx)?;
+        let mut tx = self.begin_read().await.db(ctx)?;
         require_model(&mut tx, model).await?;
         type EventRow = (String, Option<i64>, Option<i64>, String, String, i64);
         let rows: Vec<EventRow> = sqlx::query_as(
@@ -309,23 +310,83 @@ impl Registry {
     }
 }
 
+impl Store {
+    /// Registered models (one, or all by name) with version counts and aliases.
+    async fn read_models(&self, name: Option<&str>) -> Result<Vec<RegisteredModel>, RegistryError> {
+        let ctx = || match name {
+            Some(name) => format!("reading registered model {name:?}"),
+            None => "listing registered models".to_string(),
+        };
+        let mut tx = self.begin_read().await.db(ctx)?;
+        let rows: Vec<ModelRow> = sqlx::query_as(MODEL_SELECT)
+            .bind(name)
+            .fetch_all(&mut *tx)
+            .await
+            .db(ctx)?;
+        let alias_rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT model, alias, version FROM aliases WHERE ($1 IS NULL OR model = $1)",
+        )
+        .bind(name)
+        .fetch_all(&mut *tx)
+        .await
+        .db(ctx)?;
+        tx.commit().await.db(ctx)?;
+        let mut aliases: HashMap<String, BTreeMap<String, i64>> = HashMap::new();
+        for (model, alias, version) in alias_rows {
+            aliases.entry(model).or_default().insert(alias, version);
+        }
+        rows.into_iter()
+            .map(|(name, latest_version, versions, created_at, updated_at)| {
+                Ok(RegisteredModel {
+                    created_at: to_time(created_at, || format!("created_at of model {name:?}"))?,
+                    updated_at: to_time(updated_at, || format!("updated_at of model {name:?}"))?,
+                    aliases: aliases.remove(&name).unwrap_or_default(),
+                    name,
+                    latest_version,
+                    versions,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Stamps the model's `updated_at`, which locks its row until commit (PostgreSQL; SQLite
+/// holds the database write lock already), so alias moves of one model are serialised and
+/// each reads the alias its predecessor wrote. [`RegistryError::NotFound`] if the model is
+/// not registered.
+async fn lock_model(conn: &mut Conn, model: &str, now: i64) -> Result<(), RegistryError> {
+    let touched = sqlx::query("UPDATE registered_models SET updated_at = $2 WHERE name = $1")
+        .bind(model)
+        .bind(now)
+        .execute(conn)
+        .await
+        .db(|| format!("locking model {model:?}"))?
+        .rows_affected();
+    if touched == 0 {
+        return Err(RegistryError::not_found(format!(
+            "registered model {model:?}"
+        )));
+    }
+    Ok(())
+}
+
 /// [`RegistryError::NotFound`] unless `model` is registered.
 async fn require_model(conn: &mut Conn, model: &str) -> Result<(), RegistryError> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM registered_models WHERE name = $1")
-        .bind(model)
-        .fetch_optional(conn)
-        .await
-        .db(|| format!("looking up model {model:?}"))?;
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT name FROM registered_models WHERE name = $1")
+            .bind(model)
+            .fetch_optional(conn)
+            .await
+            .db(|| format!("looking up model {model:?}"))?;
     found
         .map(|_| ())
         .ok_or_else(|| RegistryError::not_found(format!("registered model {model:?}")))
 }
 
-/// [`RegistryError::NotFound`] naming the model or the version, whichever is missing.
+/// [`RegistryError::NotFound`] naming the version if `model` has no such version.
 async fn require_version(conn: &mut Conn, model: &str, version: i64) -> Result<(), RegistryError> {
-    require_model(conn, model).await?;
     let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM model_versions WHERE model = $1 AND version = $2")
+        sqlx::query_scalar("SELECT version FROM model_versions WHERE model = $1 AND version = $2")
             .bind(model)
             .bind(version)
             .fetch_optional(conn)
@@ -353,38 +414,37 @@ async fn current_alias(
         .db(|| format!("looking up alias {alias:?} of model {model:?}"))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn record_alias_event(
-    conn: &mut Conn,
-    model: &str,
-    alias: &str,
+/// One alias move, as appended to the audit log.
+struct AliasMove<'a> {
+    model: &'a str,
+    alias: &'a str,
     from: Option<i64>,
     to: Option<i64>,
-    actor: &str,
-    reason: &str,
+    actor: &'a str,
+    reason: &'a str,
     at: i64,
-) -> Result<(), RegistryError> {
-    let ctx = || format!("recording a move of alias {alias:?} of model {model:?}");
+}
+
+async fn record_alias_event(conn: &mut Conn, event: &AliasMove<'_>) -> Result<(), RegistryError> {
     sqlx::query(
         "INSERT INTO alias_events (model, alias, from_version, to_version, actor, reason, at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(model)
-    .bind(alias)
-    .bind(from)
-    .bind(to)
-    .bind(actor)
-    .bind(reason)
-    .bind(at)
-    .execute(&mut *conn)
+    .bind(event.model)
+    .bind(event.alias)
+    .bind(event.from)
+    .bind(event.to)
+    .bind(event.actor)
+    .bind(event.reason)
+    .bind(event.at)
+    .execute(conn)
     .await
-    .db(ctx)?;
-    sqlx::query("UPDATE registered_models SET updated_at = $2 WHERE name = $1")
-        .bind(model)
-        .bind(at)
-        .execute(conn)
-        .await
-        .db(ctx)?;
+    .db(|| {
+        format!(
+            "recording a move of alias {:?} of model {:?}",
+            event.alias, event.model
+        )
+    })?;
     Ok(())
 }
 
@@ -395,8 +455,8 @@ async fn load_version(
     version: i64,
 ) -> Result<ModelVersion, RegistryError> {
     let ctx = || format!("reading model {model:?} version {version}");
-    let row: Option<VersionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{VERSION_COLUMNS} WHERE model = $1 AND version = $2"
+    let row: Option<VersionRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "{VERSION_SELECT} WHERE model = $1 AND version = $2"
     )))
     .bind(model)
     .bind(version)

@@ -1,33 +1,87 @@
-//! Everything SQLite-specific: connection options, the pool, write transactions, error codes
-//! and value encodings SQLite lacks. The SQL in the other modules is portable (`$n`
-//! placeholders, `ON CONFLICT`, `RETURNING`, window functions) and is shared with the
-//! PostgreSQL backend to come.
+//! The SQLite backend (the embedded default): connection options, the pool, write
+//! transactions, error codes. The queries themselves are the shared ones in `sql/`.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::error::DatabaseError;
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use tokio::sync::Mutex;
 
+use super::WriteTx;
 use crate::error::{DbContext, RegistryError};
 
-/// The database the registry talks to.
+// The shared SQL, compiled again for this backend's types (see `backend/mod.rs`).
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/models.rs"]
+mod models;
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/runs_io.rs"]
+mod runs_io;
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/tracking.rs"]
+mod tracking;
+
+/// The database this backend talks to.
 pub(crate) type Db = sqlx::Sqlite;
+/// How search queries are spelled for this database.
+pub(crate) const DIALECT: crate::search::Dialect = crate::search::Dialect::Sqlite;
 /// One connection (what a transaction dereferences to).
 pub(crate) type Conn = sqlx::SqliteConnection;
-/// A transaction on a pooled connection.
-pub(crate) type Tx = sqlx::Transaction<'static, Db>;
-/// The connection pool.
-pub(crate) type Pool = SqlitePool;
 
-/// How long a writer waits for another writer's lock before failing with `Unavailable`.
+/// The schema, one numbered file per version, applied by [`Store::open`].
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a writer waits for another process's write lock before failing with
+/// `Unavailable`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections per file database: WAL lets readers run beside the one writer.
 const FILE_POOL_SIZE: u32 = 4;
 
-/// Opens a pool on `url` (`sqlite://PATH`, `sqlite:PATH` or `sqlite::memory:`), creating the
-/// database file and its parent folder if missing.
-pub(crate) async fn connect(url: &str) -> Result<Pool, RegistryError> {
+/// A SQLite registry: a pool on one database file (or one in-memory database).
+#[derive(Clone)]
+pub(crate) struct Store {
+    pool: SqlitePool,
+    /// Writers of this store (and its clones) queue here rather than in SQLite's busy
+    /// handler, which sleeps in growing steps and gives up after [`BUSY_TIMEOUT`].
+    write_lock: Arc<Mutex<()>>,
+}
+
+impl Store {
+    /// Opens a pool on `url` (`sqlite://PATH`, `sqlite:PATH` or `sqlite::memory:`), creating
+    /// the database file and its parent folder if missing, then applies pending migrations.
+    pub(crate) async fn open(url: &str) -> Result<Store, RegistryError> {
+        let pool = connect(url).await?;
+        crate::registry::migrate(&MIGRATOR, &pool).await?;
+        Ok(Store {
+            pool,
+            write_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// Closes the pool, waiting for in-flight work.
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Begins a write transaction that takes the database's write lock up front (`BEGIN
+    /// IMMEDIATE`), so concurrent writers queue instead of failing when a deferred
+    /// transaction tries to upgrade its read lock.
+    async fn begin_write(&self) -> Result<WriteTx<Db>, sqlx::Error> {
+        let guard = Arc::clone(&self.write_lock).lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx::new(tx, Some(guard)))
+    }
+
+    /// Begins a read transaction: one consistent WAL snapshot for multi-query reads.
+    async fn begin_read(&self) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
+        self.pool.begin().await
+    }
+}
+
+async fn connect(url: &str) -> Result<SqlitePool, RegistryError> {
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| {
             RegistryError::InvalidInput(format!(
@@ -73,20 +127,8 @@ fn is_in_memory(url: &str) -> bool {
     rest.starts_with(":memory:") || url.contains("mode=memory")
 }
 
-/// Begins a write transaction that takes the database's write lock up front (`BEGIN
-/// IMMEDIATE`), so concurrent writers queue on the busy timeout instead of failing when a
-/// deferred transaction tries to upgrade its read lock.
-pub(crate) async fn begin_write(pool: &Pool) -> Result<Tx, sqlx::Error> {
-    pool.begin_with("BEGIN IMMEDIATE").await
-}
-
-/// Begins a read transaction: one consistent snapshot for multi-query reads.
-pub(crate) async fn begin_read(pool: &Pool) -> Result<Tx, sqlx::Error> {
-    pool.begin().await
-}
-
-/// Whether a database error is transient: busy or locked database, I/O error, full disk,
-/// file that cannot be opened.
+/// Whether a SQLite error is transient: busy or locked database, I/O error, full disk, file
+/// that cannot be opened.
 pub(crate) fn is_transient(e: &dyn DatabaseError) -> bool {
     const BUSY: i64 = 5;
     const LOCKED: i64 = 6;
@@ -96,16 +138,6 @@ pub(crate) fn is_transient(e: &dyn DatabaseError) -> bool {
     e.code()
         .and_then(|code| code.parse::<i64>().ok())
         .is_some_and(|code| matches!(code & 0xff, BUSY | LOCKED | IOERR | FULL | CANTOPEN))
-}
-
-/// SQLite stores NaN as NULL, so NULL in `metrics.value` means NaN (±infinity store natively).
-pub(crate) fn encode_metric(value: f64) -> Option<f64> {
-    (!value.is_nan()).then_some(value)
-}
-
-/// The inverse of [`encode_metric`].
-pub(crate) fn decode_metric(value: Option<f64>) -> f64 {
-    value.unwrap_or(f64::NAN)
 }
 
 #[cfg(test)]
@@ -119,13 +151,5 @@ mod tests {
         assert!(is_in_memory("sqlite://reg?mode=memory"));
         assert!(!is_in_memory("sqlite://spire-data/spire.db"));
         assert!(!is_in_memory("sqlite:spire.db"));
-    }
-
-    #[test]
-    fn nan_is_encoded_as_null() {
-        assert_eq!(encode_metric(f64::NAN), None);
-        assert!(decode_metric(None).is_nan());
-        assert_eq!(decode_metric(encode_metric(f64::INFINITY)), f64::INFINITY);
-        assert_eq!(decode_metric(encode_metric(-0.5)), -0.5);
     }
 }

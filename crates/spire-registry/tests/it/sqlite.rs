@@ -1,0 +1,93 @@
+//! SQLite-only behaviour: files, WAL, in-memory databases, upgrading old databases.
+
+use std::path::Path;
+
+use spire_core::ErrorKind;
+use spire_registry::{Backend, Lifecycle, Registry, TrackingStore, ViewType};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::SqlitePoolOptions;
+
+use crate::new_run;
+
+#[tokio::test]
+async fn data_survives_reopening_and_memory_urls_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("data/spire.db").display());
+    let id = {
+        let reg = Registry::open(&url).await.unwrap();
+        assert_eq!(reg.backend(), Backend::Sqlite);
+        let id = reg.create_run(new_run("sports")).await.unwrap();
+        let wal = dir.path().join("data/spire.db-wal");
+        assert!(wal.exists(), "file databases use WAL journaling");
+        reg.close().await;
+        id
+    };
+    let reg = Registry::open(&url).await.unwrap();
+    assert_eq!(reg.get_run(&id).await.unwrap().segment, "sports");
+
+    let mem = Registry::open("sqlite::memory:").await.unwrap();
+    let id = mem.create_run(new_run("x")).await.unwrap();
+    assert_eq!(mem.clone().get_run(&id).await.unwrap().segment, "x");
+
+    let err = Registry::open("mysql://localhost/spire").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("mysql://localhost/spire"), "{err}");
+}
+
+/// A database written by the first Spire release (schema version 1 only) is upgraded in
+/// place on open: its runs stay readable and its experiments get ids and a lifecycle.
+#[tokio::test]
+async fn version_1_databases_upgrade_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("v1");
+    std::fs::create_dir(&v1).unwrap();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(
+        manifest.join("migrations/sqlite/0001_init.sql"),
+        v1.join("0001_init.sql"),
+    )
+    .unwrap();
+    let file = dir.path().join("old.db");
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    {
+        let pool = SqlitePoolOptions::new().connect(&url).await.unwrap();
+        Migrator::new(v1.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        for sql in [
+            "INSERT INTO experiments (name, created_at) VALUES ('daily', 1700000000000)",
+            "INSERT INTO runs (run_id, experiment, segment, status, config_hash, spire_version, \
+             started_at) VALUES ('00000000000000000000000000000001', 'daily', 'sports', \
+             'finished', 'abc', '0.1.0', 1700000000000)",
+            "INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES \
+             ('00000000000000000000000000000001', 'auc', 0.75, 0, 1700000000001)",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    }
+
+    let reg = Registry::open(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    let old = reg
+        .get_run("00000000000000000000000000000001")
+        .await
+        .unwrap();
+    assert_eq!(old.metrics["auc"], 0.75);
+    assert_eq!(old.git_commit, None);
+    let daily = reg.get_experiment_by_name("daily").await.unwrap();
+    assert_eq!(daily.experiment_id.len(), 32);
+    assert_eq!(old.experiment_id, daily.experiment_id);
+    assert_eq!(daily.lifecycle, Lifecycle::Active);
+    assert_eq!(daily.updated_at, daily.created_at);
+    let new = reg.create_run(new_run("news")).await.unwrap();
+    assert_eq!(
+        reg.get_run(&new).await.unwrap().experiment_id,
+        daily.experiment_id
+    );
+    assert_eq!(reg.list_experiments(ViewType::All).await.unwrap().len(), 1);
+}
