@@ -243,6 +243,11 @@ pub struct RawOutput {
     pub top_fraction: Option<f64>,
     /// Members are eligible users scoring at least this.
     pub min_score: Option<f64>,
+    /// Members are the this many top-scoring eligible users (an audience size).
+    pub target_size: Option<u64>,
+    /// Members score at least the threshold that reached this precision on held-out users
+    /// when the model was trained (the threshold is versioned with the model).
+    pub min_precision: Option<f64>,
     /// Also write every user's score to `scores` (default false).
     pub write_scores: Option<bool>,
 }

@@ -106,6 +106,11 @@ pub enum Threshold {
     TopFraction(f64),
     /// Users scoring at least this.
     MinScore(f64),
+    /// The top this-many eligible users by score (an audience of a given size).
+    TargetSize(u64),
+    /// Users scoring at least the threshold chosen at training time as the lowest score
+    /// whose held-out precision is at least this; stored with the model version.
+    MinPrecision(f64),
 }
 
 /// Boolean expression over segment names.
@@ -424,36 +429,60 @@ fn validate_output(
     issues: &mut Issues,
 ) -> Output {
     let o = o.cloned().unwrap_or_default();
-    let threshold = match (o.top_fraction, o.min_score) {
-        (Some(f), None) => {
-            if !(f > 0.0 && f <= 1.0) {
-                issues.push(
-                    file,
-                    key("output.top_fraction"),
-                    format!("{f}: must be in (0, 1]"),
-                );
-            }
-            Threshold::TopFraction(f)
-        }
-        (None, Some(m)) => {
-            if !(0.0..=1.0).contains(&m) {
-                issues.push(
-                    file,
-                    key("output.min_score"),
-                    format!("{m}: must be in [0, 1]"),
-                );
-            }
-            Threshold::MinScore(m)
-        }
-        (None, None) => Threshold::TopFraction(0.1),
-        (Some(_), Some(_)) => {
+    let given: Vec<&str> = [
+        o.top_fraction.map(|_| "top_fraction"),
+        o.min_score.map(|_| "min_score"),
+        o.target_size.map(|_| "target_size"),
+        o.min_precision.map(|_| "min_precision"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if given.len() > 1 {
+        issues.push(
+            file,
+            key("output"),
+            format!(
+                "give one threshold rule, not {} (choose one of `top_fraction`, `min_score`, \
+                 `target_size`, `min_precision`)",
+                given.join(" and ")
+            ),
+        );
+    }
+    let threshold = if let Some(f) = o.top_fraction {
+        if !(f > 0.0 && f <= 1.0) {
             issues.push(
                 file,
-                key("output"),
-                "give one of `top_fraction` or `min_score`, not both",
+                key("output.top_fraction"),
+                format!("{f}: must be in (0, 1]"),
             );
-            Threshold::TopFraction(0.1)
         }
+        Threshold::TopFraction(f)
+    } else if let Some(m) = o.min_score {
+        if !(0.0..=1.0).contains(&m) {
+            issues.push(
+                file,
+                key("output.min_score"),
+                format!("{m}: must be in [0, 1]"),
+            );
+        }
+        Threshold::MinScore(m)
+    } else if let Some(n) = o.target_size {
+        if n == 0 {
+            issues.push(file, key("output.target_size"), "0: must be at least 1");
+        }
+        Threshold::TargetSize(n)
+    } else if let Some(p) = o.min_precision {
+        if !(p > 0.0 && p <= 1.0) {
+            issues.push(
+                file,
+                key("output.min_precision"),
+                format!("{p}: must be in (0, 1]"),
+            );
+        }
+        Threshold::MinPrecision(p)
+    } else {
+        Threshold::TopFraction(0.1)
     };
     Output {
         threshold,

@@ -87,12 +87,14 @@ name = "x"
 kind = "model"
 feature_set = "nope"
 label = { kind = "future_events", where = "true", horizon_days = 0 }
-model = { l2 = -1.0 }
+model = { l2 = -1.0, l1 = -0.5 }
+output = { top_fraction = 0.1, min_precision = 0.9 }
 
 [[segment]]
 name = "y"
 kind = "rule"
 combine = "x AND NOT"
+output = { target_size = 0 }
 "#,
         ),
         ("segments/syntax.toml", "[[segment]\nname = 1"),
@@ -107,7 +109,10 @@ combine = "x AND NOT"
         "segment[0].feature_set: unknown feature set `nope`",
         "segment[0].label.horizon_days",
         "segment[0].model.l2",
+        "segment[0].model.l1",
+        "segment[0].output: give one threshold rule, not top_fraction and min_precision",
         "segment[1].combine",
+        "segment[1].output.target_size",
         "syntax.toml: line 1",
     ] {
         assert!(text.contains(needle), "missing `{needle}` in:\n{text}");

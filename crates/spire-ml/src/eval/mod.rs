@@ -11,15 +11,18 @@
 //! - [`cv`]: [`KFold`] fold assignment by key hash, [`Folds`], [`cross_validate`] and
 //!   [`CvSummary`].
 //! - [`holdout`]: [`time_holdout`], train before a cutoff and test from it.
+//! - [`threshold`]: [`precision_threshold`], the score cut reaching a precision.
 
 pub mod calibration;
 pub mod cv;
 pub mod holdout;
+pub mod threshold;
 pub mod topk;
 
 pub use calibration::{calibration_curve, CalibrationBin, CalibrationCurve, CalibrationStrategy};
 pub use cv::{cross_validate, CvSummary, Folds, KFold, MetricSummary, MAX_FOLDS};
 pub use holdout::time_holdout;
+pub use threshold::{precision_threshold, PrecisionThreshold};
 pub use topk::{top_k, top_k_curve, TopK};
 
 use crate::error::MlError;

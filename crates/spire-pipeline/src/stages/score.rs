@@ -164,6 +164,19 @@ pub async fn score(
                 let keep = match s.spec.output.threshold {
                     Threshold::TopFraction(f) => ((n as f64) * f).ceil() as usize,
                     Threshold::MinScore(t) => scored.iter().take_while(|(_, p)| *p >= t).count(),
+                    Threshold::TargetSize(size) => usize::try_from(size).unwrap_or(usize::MAX),
+                    Threshold::MinPrecision(_) => {
+                        let Some(t) = champion.signature["threshold"]["score"].as_f64() else {
+                            return Err(PipelineError::InvalidInput(format!(
+                                "segment `{name}`: output.min_precision needs the score \
+                                 threshold chosen at training, but champion v{} has none \
+                                 (trained under another output rule); retrain with `spire run \
+                                 {name}`",
+                                champion.version
+                            )));
+                        };
+                        scored.iter().take_while(|(_, p)| *p >= t).count()
+                    }
                 };
                 scored.truncate(keep.min(n));
                 (

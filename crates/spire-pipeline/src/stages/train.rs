@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::NaiveDate;
 use serde::Serialize;
-use spire_core::config::{Label, ModelSpec, SegmentKind};
+use spire_core::config::{Label, ModelSpec, SegmentKind, Threshold};
 use spire_features::dataset::{self, FeatureMatrix};
 use spire_features::labels::{self, FutureEventsLabel};
 use spire_lake::tables::EVENTS;
@@ -77,6 +77,9 @@ pub struct Fitted {
     pub evaluation: Evaluation,
     /// Held-out users with labels.
     pub test_users: Vec<(String, bool)>,
+    /// For a `min_precision` output rule: the score cut chosen on the held-out users (`None`
+    /// when no cut reaches the precision, or for other rules).
+    pub threshold: Option<spire_ml::eval::PrecisionThreshold>,
 }
 
 /// Fits one model on the rows of `m` selected by `rows`, with labels `y` (aligned with
@@ -140,6 +143,7 @@ pub fn fit_and_evaluate(
         model,
         evaluation,
         test_users,
+        threshold: None,
     })
 }
 
@@ -390,10 +394,18 @@ fn fit_family(
             .iter()
             .map(|i| (m.user_ids[p.rows[*i]].clone(), p.y[*i]))
             .collect();
+        let threshold = match p.s.spec.output.threshold {
+            Threshold::MinPrecision(min_precision) if y_test.iter().any(|v| *v) => {
+                spire_ml::eval::precision_threshold(&y_test, &prob, min_precision)
+                    .map_err(|e| model_err(name, e))?
+            }
+            _ => None,
+        };
         out.push(Fitted {
             model,
             evaluation,
             test_users,
+            threshold,
         });
     }
     Ok(out)
@@ -469,6 +481,12 @@ async fn finish_registration(
         ("positives_test".into(), e.positives_test as f64),
         ("iterations".into(), e.iterations as f64),
     ];
+    let mut metrics = metrics;
+    if let Some(t) = &fitted.threshold {
+        metrics.push(("threshold_score".into(), t.threshold));
+        metrics.push(("threshold_precision".into(), t.precision));
+        metrics.push(("threshold_recall".into(), t.recall));
+    }
     ws.registry.log_metrics(&run_id, &metrics, 0).await?;
     let artifact = fitted
         .model
@@ -478,21 +496,43 @@ async fn finish_registration(
             source,
         })?;
     let uri = save_artifact(&ws.project.storage.artifacts, name, &run_id, &artifact)?;
-    let signature = serde_json::json!({
+    let mut signature = serde_json::json!({
         "inputs": artifact.feature_names,
         "output": "probability",
         "feature_set": m.feature_set,
         "feature_set_version": m.feature_set_version,
     });
+    // The min_precision cut is part of the model version: scoring applies this exact score.
+    if let (Threshold::MinPrecision(min_precision), Some(t)) =
+        (s.spec.output.threshold, &fitted.threshold)
+    {
+        signature["threshold"] = serde_json::json!({
+            "rule": "min_precision",
+            "min_precision": min_precision,
+            "score": t.threshold,
+            "precision": t.precision,
+            "recall": t.recall,
+            "selected": t.selected,
+        });
+    }
     let version = ws
         .registry
         .create_model_version(name, &run_id, &uri, signature)
         .await?;
-    let promoted = e.auc.is_finite() && e.auc >= spec.min_auc;
-    let gate = if promoted {
-        format!("passed: test AUC {:.4} >= min_auc {}", e.auc, spec.min_auc)
-    } else {
-        format!("failed: test AUC {:.4} < min_auc {}", e.auc, spec.min_auc)
+    let auc_ok = e.auc.is_finite() && e.auc >= spec.min_auc;
+    let threshold_missing = match s.spec.output.threshold {
+        Threshold::MinPrecision(p) if fitted.threshold.is_none() => Some(p),
+        _ => None,
+    };
+    let promoted = auc_ok && threshold_missing.is_none();
+    let gate = match threshold_missing {
+        _ if !auc_ok => format!("failed: test AUC {:.4} < min_auc {}", e.auc, spec.min_auc),
+        Some(p) => format!(
+            "failed: no score threshold reaches precision {p} on the held-out users \
+             (test AUC {:.4})",
+            e.auc
+        ),
+        None => format!("passed: test AUC {:.4} >= min_auc {}", e.auc, spec.min_auc),
     };
     if promoted {
         ws.registry

@@ -223,15 +223,84 @@ for_each = { sql = "SELECT DISTINCT brand FROM events WHERE brand IS NOT NULL OR
 label = { kind = "future_events", where = "brand = '{value}'", min_count = 1, horizon_days = 3 }
 eligibility = "events_28d >= 2"
 gate = { min_auc = 0.9999 }
+
+[[segment]]
+name = "gadgets-audience-25"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "category = 'gadgets'", min_count = 2, horizon_days = 7 }
+model = { l2 = 0.001, l1 = 0.002 }
+output = { target_size = 25 }
+
+[[segment]]
+name = "gadgets-precise"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "category = 'gadgets'", min_count = 2, horizon_days = 7 }
+output = { min_precision = 0.5 }
 "#,
     )
     .unwrap();
     let ws = Workspace::open(&project, &LoadOptions::default())
         .await
         .unwrap();
-    let names = vec!["gadget-lookalikes".to_string(), "brand-{value}".to_string()];
+    let names = vec![
+        "gadget-lookalikes".to_string(),
+        "brand-{value}".to_string(),
+        "gadgets-audience-25".to_string(),
+        "gadgets-precise".to_string(),
+    ];
     let summary = spire_pipeline::run::run(&ws, &names, &Quiet).await.unwrap();
-    assert_eq!(summary.trained.len(), 7, "1 lookalike + 6 brands");
+    assert_eq!(
+        summary.trained.len(),
+        9,
+        "1 lookalike + 6 brands + 2 threshold rules"
+    );
+    let scored = |name: &str| summary.scored.iter().find(|s| s.segment == name).unwrap();
+
+    // An audience of a fixed size, from an elastic-net model (sparse coefficients).
+    assert_eq!(scored("gadgets-audience-25").members, 25);
+    let v = ws
+        .registry
+        .get_alias("gadgets-audience-25", "champion")
+        .await
+        .unwrap()
+        .unwrap();
+    let model = spire_pipeline::stages::train::load_artifact(&v.artifact_uri, "x").unwrap();
+    let artifact = model.to_artifact().unwrap();
+    assert_eq!(artifact.payload["params"]["l1"], 0.002);
+    let coefs = artifact.payload["coefficients"].as_array().unwrap();
+    assert!(
+        coefs.iter().any(|c| c.as_f64() == Some(0.0)),
+        "L1 zeroes some coefficients"
+    );
+
+    // min_precision: the cut chosen on held-out users is versioned with the model, recorded
+    // with the run, and applied by scoring.
+    let precise = summary
+        .trained
+        .iter()
+        .find(|t| t.segment == "gadgets-precise")
+        .unwrap();
+    let v = ws
+        .registry
+        .get_alias("gadgets-precise", "champion")
+        .await
+        .unwrap()
+        .expect("a reachable precision passes the gate");
+    let cut = v.signature["threshold"]["score"].as_f64().unwrap();
+    assert!(v.signature["threshold"]["precision"].as_f64().unwrap() >= 0.5);
+    let run = ws.registry.get_run(&precise.run_id).await.unwrap();
+    assert_eq!(run.metrics["threshold_score"], cut);
+    let below = count(
+        &ws.lake,
+        &format!(
+            "SELECT COUNT(*) FROM segments WHERE segment = 'gadgets-precise' AND score < {cut}"
+        ),
+    )
+    .await;
+    assert_eq!(below, 0, "every member scores at least the versioned cut");
+    assert!(scored("gadgets-precise").members > 0);
     let lookalike = summary
         .trained
         .iter()
