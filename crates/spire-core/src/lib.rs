@@ -7,5 +7,6 @@ pub mod config;
 pub mod error;
 pub mod schema;
 pub mod time;
+pub mod tune;
 
 pub use error::ErrorKind;

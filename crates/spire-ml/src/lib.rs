@@ -26,6 +26,7 @@ pub mod matrix;
 pub mod metrics;
 pub mod preprocess;
 pub mod split;
+pub mod tune;
 
 pub use artifact::{
     known_flavors, load_clusterer, load_model, load_predictor, Artifact, Clusterer, Fit, Model,

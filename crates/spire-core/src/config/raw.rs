@@ -225,6 +225,28 @@ pub struct RawModel {
     pub l1: Option<f64>,
     /// Iteration limit.
     pub max_iter: Option<usize>,
+    /// Hyper-parameter tuning before the final fit.
+    pub tune: Option<RawTune>,
+}
+
+/// `[segment.model.tune]`: search space and tuner settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTune {
+    /// Parameter → distribution, e.g. `l2 = { log_uniform = [1e-6, 1e-1] }`.
+    pub space: Option<crate::tune::SearchSpace>,
+    /// Trials (default 20).
+    pub trials: Option<usize>,
+    /// `tpe` (default) or `random`.
+    pub sampler: Option<crate::tune::Sampler>,
+    /// Random trials before TPE (default 6).
+    pub startup_trials: Option<usize>,
+    /// Trials at once (default 2).
+    pub parallel: Option<usize>,
+    /// Stop hopeless trials early (default true).
+    pub prune: Option<bool>,
+    /// Cross-validation folds over the training users (default 3).
+    pub folds: Option<usize>,
 }
 
 /// Gate a new model version must pass to become `champion`.

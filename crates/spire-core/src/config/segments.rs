@@ -65,10 +65,23 @@ pub struct ModelSpec {
     pub l2: f64,
     /// L1 strength (0 for a pure L2 model).
     pub l1: f64,
+    /// Tuning before the final fit (the tuned values replace `l2`/`l1`).
+    pub tune: Option<TuneSpec>,
     /// Iteration limit.
     pub max_iter: usize,
     /// Minimum test AUC to become champion.
     pub min_auc: f64,
+}
+
+/// A validated `[segment.model.tune]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TuneSpec {
+    /// What is tuned.
+    pub space: crate::tune::SearchSpace,
+    /// Tuner settings.
+    pub params: crate::tune::TuneParams,
+    /// Cross-validation folds over the segment's training users.
+    pub folds: usize,
 }
 
 /// Label definitions.
@@ -587,6 +600,51 @@ fn validate_model(
             format!("{l1}: must be a finite number >= 0"),
         );
     }
+    let tune = model.tune.as_ref().and_then(|t| {
+        let mut ok = true;
+        let space = t.space.clone().unwrap_or_default();
+        if let Err(e) = space.validate() {
+            issues.push(file, key("model.tune.space"), e);
+            ok = false;
+        }
+        // The fused linear trainer takes l2 and l1 per segment; other params would need a
+        // separate fit per segment.
+        if let Some(other) = space.0.keys().find(|k| !matches!(k.as_str(), "l2" | "l1")) {
+            issues.push(
+                file,
+                key(&format!("model.tune.space.{other}")),
+                format!("`{algorithm}` tunes `l2` and `l1` only"),
+            );
+            ok = false;
+        }
+        let defaults = crate::tune::TuneParams::default();
+        let params = crate::tune::TuneParams {
+            trials: t.trials.unwrap_or(defaults.trials),
+            sampler: t.sampler.unwrap_or(defaults.sampler),
+            startup_trials: t.startup_trials.unwrap_or(defaults.startup_trials),
+            parallel: t.parallel.unwrap_or(defaults.parallel),
+            prune: t.prune.unwrap_or(defaults.prune),
+            seed: 0,
+        };
+        if let Err(e) = params.validate() {
+            issues.push(file, key("model.tune"), e);
+            ok = false;
+        }
+        let folds = t.folds.unwrap_or(3);
+        if !(2..=20).contains(&folds) {
+            issues.push(
+                file,
+                key("model.tune.folds"),
+                format!("{folds}: must be in 2..=20"),
+            );
+            ok = false;
+        }
+        ok.then_some(TuneSpec {
+            space,
+            params,
+            folds,
+        })
+    });
     let max_iter = model.max_iter.unwrap_or(100);
     if max_iter == 0 || max_iter > 10_000 {
         issues.push(
@@ -609,6 +667,7 @@ fn validate_model(
         algorithm,
         l2,
         l1,
+        tune,
         max_iter,
         min_auc,
     })

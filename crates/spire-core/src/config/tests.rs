@@ -95,6 +95,13 @@ name = "y"
 kind = "rule"
 combine = "x AND NOT"
 output = { target_size = 0 }
+
+[[segment]]
+name = "z"
+kind = "model"
+feature_set = "nope"
+label = { kind = "future_events", where = "true", horizon_days = 1 }
+model = { tune = { trials = 0, folds = 1, space = { l2 = { log_uniform = [0.0, 1.0] }, max_iter = { int = [1, 5] } } } }
 "#,
         ),
         ("segments/syntax.toml", "[[segment]\nname = 1"),
@@ -113,6 +120,10 @@ output = { target_size = 0 }
         "segment[0].output: give one threshold rule, not top_fraction and min_precision",
         "segment[1].combine",
         "segment[1].output.target_size",
+        "segment[2].model.tune.space: l2: log_uniform needs 0 < low < high",
+        "segment[2].model.tune.space.max_iter: `logistic_regression` tunes `l2` and `l1` only",
+        "segment[2].model.tune: trials = 0",
+        "segment[2].model.tune.folds: 1: must be in 2..=20",
         "syntax.toml: line 1",
     ] {
         assert!(text.contains(needle), "missing `{needle}` in:\n{text}");

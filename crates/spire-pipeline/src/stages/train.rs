@@ -13,7 +13,9 @@ use spire_core::config::{Label, ModelSpec, SegmentKind, Threshold};
 use spire_features::dataset::{self, FeatureMatrix};
 use spire_features::labels::{self, FutureEventsLabel};
 use spire_lake::tables::EVENTS;
+use spire_ml::eval::{Folds, KFold};
 use spire_ml::fused::{FamilyParams, LabelMatrix, Member};
+use spire_ml::tune::{Objective, ParamMap, Trial, TrialState, TuneResult};
 use spire_ml::{Artifact, LogisticRegressionParams, Matrix, MlError, Predictor};
 use spire_registry::{ModelRegistry, NewRun, RunStatus, TableInput, TrackingStore};
 
@@ -80,6 +82,8 @@ pub struct Fitted {
     /// For a `min_precision` output rule: the score cut chosen on the held-out users (`None`
     /// when no cut reaches the precision, or for other rules).
     pub threshold: Option<spire_ml::eval::PrecisionThreshold>,
+    /// Every tuning trial and the best, when the spec tunes.
+    pub tuning: Option<TuneResult>,
 }
 
 /// Fits one model on the rows of `m` selected by `rows`, with labels `y` (aligned with
@@ -144,6 +148,7 @@ pub fn fit_and_evaluate(
         evaluation,
         test_users,
         threshold: None,
+        tuning: None,
     })
 }
 
@@ -343,12 +348,69 @@ fn fit_family(
         }
         splits.push(split);
     }
+    let x = Matrix::new(n, ncol, m.values.clone()).map_err(family_err)?;
+    // Tuned segments search l2/l1 by cross-validation on their training users first; later
+    // members of a `for_each` family warm-start from the trials of earlier ones.
+    let mut tunings: Vec<Option<TuneResult>> = Vec::with_capacity(prepared.len());
+    let mut family_trials: BTreeMap<&str, Vec<Trial>> = BTreeMap::new();
+    for (p, split) in prepared.iter().zip(&splits) {
+        let Some(t) = &p.spec.tune else {
+            tunings.push(None);
+            continue;
+        };
+        let name = &p.s.spec.name;
+        let rows: Vec<usize> = split.train.iter().map(|i| p.rows[*i]).collect();
+        let y: Vec<bool> = split.train.iter().map(|i| p.y[*i]).collect();
+        let keys: Vec<&str> = rows.iter().map(|r| m.user_ids[*r].as_str()).collect();
+        let folds = KFold::new(t.folds, seed)
+            .and_then(|k| k.stratified_folds(&keys, &y))
+            .map_err(|e| model_err(name, e))?;
+        let objective = CvObjective {
+            x: x.select_rows(&rows),
+            y,
+            names: &m.columns,
+            folds,
+            base: serde_json::json!({
+                "l2": p.spec.l2,
+                "l1": p.spec.l1,
+                "max_iter": p.spec.max_iter,
+            }),
+        };
+        let params = spire_ml::tune::TuneParams {
+            seed,
+            ..t.params.clone()
+        };
+        let warm = family_trials
+            .get(p.s.family.as_str())
+            .cloned()
+            .unwrap_or_default();
+        let result = spire_ml::tune::tune(&t.space, &params, &objective, &warm)
+            .map_err(|e| model_err(name, e))?;
+        family_trials
+            .entry(p.s.family.as_str())
+            .or_default()
+            .extend(result.trials.iter().cloned());
+        tunings.push(Some(result));
+    }
     let members: Vec<Member> = prepared
         .iter()
+        .zip(&tunings)
         .enumerate()
-        .map(|(j, p)| Member::elastic_net(p.s.spec.name.clone(), j, p.spec.l2, p.spec.l1))
+        .map(|(j, (p, tuning))| {
+            let best = tuning.as_ref().map(|t| &t.best().params);
+            let get = |k: &str, default: f64| {
+                best.and_then(|b| b.get(k))
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(default)
+            };
+            Member::elastic_net(
+                p.s.spec.name.clone(),
+                j,
+                get("l2", p.spec.l2),
+                get("l1", p.spec.l1),
+            )
+        })
         .collect();
-    let x = Matrix::new(n, ncol, m.values.clone()).map_err(family_err)?;
     let params = FamilyParams {
         max_iter: prepared
             .iter()
@@ -363,7 +425,9 @@ fn fit_family(
         .and_then(|v| v.fit(&x, &m.columns, &labels, &members))
         .map_err(family_err)?;
     let mut out = Vec::with_capacity(prepared.len());
+    let mut tunings = tunings.into_iter();
     for (j, (p, split)) in prepared.iter().zip(&splits).enumerate() {
+        let tuning = tunings.next().flatten();
         let name = &p.s.spec.name;
         let model = family.model(j).ok_or_else(|| {
             model_err(
@@ -406,9 +470,45 @@ fn fit_family(
             evaluation,
             test_users,
             threshold,
+            tuning,
         });
     }
     Ok(out)
+}
+
+/// Cross-validated AUC of a logistic regression with trial params on one segment's training
+/// users (the tuning objective).
+struct CvObjective<'a> {
+    x: Matrix,
+    y: Vec<bool>,
+    names: &'a [String],
+    folds: Folds,
+    base: serde_json::Value,
+}
+
+impl Objective for CvObjective<'_> {
+    fn folds(&self) -> usize {
+        self.folds.k()
+    }
+
+    fn evaluate_fold(&self, params: &ParamMap, fold: usize) -> std::result::Result<f64, MlError> {
+        let split = self
+            .folds
+            .split(fold)
+            .ok_or_else(|| MlError::Shape(format!("fold {fold} does not exist")))?;
+        let mut merged = self.base.clone();
+        for (k, v) in params {
+            merged[k] = v.clone();
+        }
+        let estimator = spire_ml::algorithms::estimator("logistic_regression", merged)?;
+        let y_train: Vec<bool> = split.train.iter().map(|&i| self.y[i]).collect();
+        let y_val: Vec<bool> = split.test.iter().map(|&i| self.y[i]).collect();
+        let model = estimator.fit_boxed(&self.x.select_rows(&split.train), &y_train, self.names)?;
+        let p = model.predict_proba(&self.x.select_rows(&split.test))?;
+        spire_ml::roc_auc(&y_val, &p).ok_or_else(|| {
+            MlError::Degenerate(format!("fold {fold} has one class only: AUC is undefined"))
+        })
+    }
 }
 
 /// Opens the registry run of one segment, with its params and lineage.
@@ -481,6 +581,40 @@ async fn finish_registration(
         ("positives_test".into(), e.positives_test as f64),
         ("iterations".into(), e.iterations as f64),
     ];
+    if let Some(t) = &fitted.tuning {
+        for trial in &t.trials {
+            if let Some(v) = trial.value {
+                ws.registry
+                    .log_metrics(&run_id, &[("tune_cv_auc".into(), v)], trial.number as i64)
+                    .await?;
+            }
+        }
+        for (k, v) in &t.best().params {
+            ws.registry
+                .log_param(&run_id, &format!("tuned_{k}"), &v.to_string())
+                .await?;
+        }
+        let pruned = t
+            .trials
+            .iter()
+            .filter(|t| t.state == TrialState::Pruned)
+            .count();
+        ws.registry
+            .log_param(&run_id, "tune_trials", &t.trials.len().to_string())
+            .await?;
+        ws.registry
+            .set_tag(
+                &run_id,
+                "tuning",
+                &format!(
+                    "{} trials ({pruned} pruned), best #{} cv AUC {:.4}",
+                    t.trials.len(),
+                    t.best().number,
+                    t.best().value.unwrap_or(f64::NAN)
+                ),
+            )
+            .await?;
+    }
     let mut metrics = metrics;
     if let Some(t) = &fitted.threshold {
         metrics.push(("threshold_score".into(), t.threshold));
@@ -496,6 +630,16 @@ async fn finish_registration(
             source,
         })?;
     let uri = save_artifact(&ws.project.storage.artifacts, name, &run_id, &artifact)?;
+    if let Some(t) = &fitted.tuning {
+        let path = std::path::Path::new(&ws.project.storage.artifacts)
+            .join(name)
+            .join(&run_id)
+            .join("tuning.json");
+        let bytes = serde_json::to_vec_pretty(t).map_err(|e| {
+            PipelineError::InvalidInput(format!("cannot serialize the tuning trials: {e}"))
+        })?;
+        std::fs::write(&path, bytes).map_err(|e| PipelineError::io(&path, e))?;
+    }
     let mut signature = serde_json::json!({
         "inputs": artifact.feature_names,
         "output": "probability",

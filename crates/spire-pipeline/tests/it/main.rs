@@ -238,6 +238,18 @@ kind = "model"
 feature_set = "behaviour"
 label = { kind = "future_events", where = "category = 'gadgets'", min_count = 2, horizon_days = 7 }
 output = { min_precision = 0.5 }
+
+[[segment]]
+name = "gadgets-tuned"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "category = 'gadgets'", min_count = 2, horizon_days = 7 }
+
+[segment.model.tune]
+trials = 6
+startup_trials = 3
+folds = 3
+space = { l2 = { log_uniform = [1e-5, 1.0] } }
 "#,
     )
     .unwrap();
@@ -249,12 +261,13 @@ output = { min_precision = 0.5 }
         "brand-{value}".to_string(),
         "gadgets-audience-25".to_string(),
         "gadgets-precise".to_string(),
+        "gadgets-tuned".to_string(),
     ];
     let summary = spire_pipeline::run::run(&ws, &names, &Quiet).await.unwrap();
     assert_eq!(
         summary.trained.len(),
-        9,
-        "1 lookalike + 6 brands + 2 threshold rules"
+        10,
+        "1 lookalike + 6 brands + 2 threshold rules + 1 tuned"
     );
     let scored = |name: &str| summary.scored.iter().find(|s| s.segment == name).unwrap();
 
@@ -301,6 +314,38 @@ output = { min_precision = 0.5 }
     .await;
     assert_eq!(below, 0, "every member scores at least the versioned cut");
     assert!(scored("gadgets-precise").members > 0);
+
+    // Tuning: every trial recorded with the run, the best l2 used for the final fit.
+    let tuned = summary
+        .trained
+        .iter()
+        .find(|t| t.segment == "gadgets-tuned")
+        .unwrap();
+    let run = ws.registry.get_run(&tuned.run_id).await.unwrap();
+    let l2: f64 = run.params["tuned_l2"].parse().unwrap();
+    assert!((1e-5..=1.0).contains(&l2), "tuned l2 {l2}");
+    assert_eq!(run.params["tune_trials"], "6");
+    let history = ws
+        .registry
+        .metric_history(&tuned.run_id, "tune_cv_auc")
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 6, "one point per trial");
+    let v = ws
+        .registry
+        .list_model_versions("gadgets-tuned")
+        .await
+        .unwrap();
+    let artifact = spire_pipeline::stages::train::load_artifact(&v[0].artifact_uri, "x")
+        .unwrap()
+        .to_artifact()
+        .unwrap();
+    assert_eq!(artifact.payload["params"]["l2"].as_f64().unwrap(), l2);
+    let trials_file = std::path::Path::new(v[0].artifact_uri.strip_prefix("file://").unwrap())
+        .with_file_name("tuning.json");
+    let trials: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(trials_file).unwrap()).unwrap();
+    assert_eq!(trials["trials"].as_array().unwrap().len(), 6);
     let lookalike = summary
         .trained
         .iter()
