@@ -232,4 +232,7 @@ pub struct EvaluateArgs {
     /// Numeric columns to transform with ln(1 + x), comma-separated.
     #[arg(long, value_name = "COL,...", value_delimiter = ',')]
     pub log1p: Vec<String>,
+    /// Also fit on every row and write the model (encoder + estimator) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
 }

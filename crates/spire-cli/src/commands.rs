@@ -538,6 +538,7 @@ async fn ml_evaluate(cli: &Cli, a: &EvaluateArgs, progress: &dyn Progress) -> Re
             log1p: a.log1p.clone(),
             ..spire_ml::PreprocessParams::default()
         },
+        save: a.save.clone(),
     };
     let report = evaluate(&opts, progress).await?;
     if cli.json {
@@ -579,5 +580,8 @@ async fn ml_evaluate(cli: &Cli, a: &EvaluateArgs, progress: &dyn Progress) -> Re
         })
         .collect();
     table(&["metric", "mean", "± std", "per fold"], &rows);
+    if let Some(path) = &report.saved {
+        println!("model fitted on all {} rows written to {path}", report.rows);
+    }
     Ok(())
 }

@@ -118,6 +118,36 @@ fn ml_evaluate_cross_validates_a_csv_reproducibly() {
     let mean = auc["mean"].as_f64().unwrap();
     assert!((0.85..0.95).contains(&mean), "AUC {mean}");
     assert_eq!(run()["cv"], v["cv"], "same seed, same folds, same metrics");
+
+    // --save writes the encoder + model, which loads back as one tabular model.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.json");
+    let out = spire(&[
+        "--json",
+        "ml",
+        "evaluate",
+        "--data",
+        SHOPPERS,
+        "--label",
+        "Revenue",
+        "--cv",
+        "2",
+        "--save",
+        path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let artifact = spire_ml::Artifact::from_bytes(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(artifact.flavor, "tabular");
+    assert!(artifact.feature_names.iter().any(|c| c == "VisitorType"));
+    assert!(
+        !artifact.feature_names.iter().any(|c| c == "Revenue"),
+        "the label is not a feature"
+    );
+    assert_eq!(spire_ml::load_model(&artifact).unwrap().kind(), "tabular");
 }
 
 #[test]

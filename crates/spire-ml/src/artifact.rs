@@ -91,14 +91,17 @@ pub enum Model {
     Predictor(Box<dyn Predictor>),
     /// An unsupervised model that assigns clusters.
     Clusterer(Box<dyn Clusterer>),
+    /// A model over raw table rows (encoder + predictor), scored on a [`crate::Frame`].
+    Tabular(Box<crate::tabular::TabularModel>),
 }
 
 impl Model {
-    /// `"predictor"` or `"clusterer"`.
+    /// `"predictor"`, `"clusterer"` or `"tabular"`.
     pub fn kind(&self) -> &'static str {
         match self {
             Model::Predictor(_) => "predictor",
             Model::Clusterer(_) => "clusterer",
+            Model::Tabular(_) => "tabular",
         }
     }
 
@@ -107,6 +110,7 @@ impl Model {
         match self {
             Model::Predictor(p) => p.flavor(),
             Model::Clusterer(c) => c.flavor(),
+            Model::Tabular(_) => crate::tabular::TabularModel::FLAVOR,
         }
     }
 }
@@ -182,6 +186,15 @@ const FLAVORS: &[(&str, u32, Loader)] = &[
     (KMeans::FLAVOR, KMeans::FORMAT_VERSION, |a| {
         Ok(Model::Clusterer(Box::new(KMeans::from_artifact(a)?)))
     }),
+    (
+        crate::tabular::TabularModel::FLAVOR,
+        crate::tabular::TabularModel::FORMAT_VERSION,
+        |a| {
+            Ok(Model::Tabular(Box::new(
+                crate::tabular::TabularModel::from_artifact(a)?,
+            )))
+        },
+    ),
 ];
 
 /// The flavors [`load_model`] understands, predictors and clusterers alike.

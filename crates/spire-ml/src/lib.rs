@@ -26,6 +26,7 @@ pub mod matrix;
 pub mod metrics;
 pub mod preprocess;
 pub mod split;
+pub mod tabular;
 pub mod tune;
 
 pub use artifact::{
@@ -46,3 +47,4 @@ pub use matrix::Matrix;
 pub use metrics::{average_precision, brier_score, log_loss, roc_auc};
 pub use preprocess::{Impute, PreprocessParams, Preprocessor, Standardizer};
 pub use split::{stratified_split, Split};
+pub use tabular::TabularModel;

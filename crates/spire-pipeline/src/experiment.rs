@@ -3,7 +3,8 @@
 //! The table is read with DataFusion (types inferred), numeric columns stay numbers and
 //! everything else becomes a category; per fold, a [`spire_ml::Preprocessor`] is fitted on
 //! the training rows only (imputation, missing indicators, one-hot) and the named estimator
-//! is fitted through the same code path as segment models. Folds are stratified and keyed
+//! is fitted through the same code path as segment models; with `--save`, the encoder and
+//! the model fitted on every row are written as one [`TabularModel`] artifact. Folds are stratified and keyed
 //! by row number, so a run is reproducible for a given seed.
 
 use std::path::{Path, PathBuf};
@@ -11,9 +12,11 @@ use std::time::Instant;
 
 use serde::Serialize;
 use spire_lake::datafusion::arrow::datatypes::DataType;
-use spire_lake::datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use spire_lake::datafusion::prelude::{
+    CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
+};
 use spire_ml::eval::{cross_validate, CvSummary, KFold};
-use spire_ml::{Column, ColumnData, Frame, MlError, PreprocessParams};
+use spire_ml::{Column, ColumnData, Frame, MlError, PreprocessParams, TabularModel};
 
 use crate::error::{PipelineError, Result};
 use crate::progress::Progress;
@@ -41,6 +44,8 @@ pub struct EvaluateOptions {
     pub delimiter: Option<u8>,
     /// Encoding of the feature columns.
     pub preprocess: PreprocessParams,
+    /// Also fit on every row and write the model (encoder + estimator) artifact here.
+    pub save: Option<PathBuf>,
 }
 
 /// The outcome of an evaluation.
@@ -66,6 +71,8 @@ pub struct EvaluateReport {
     pub cv: CvSummary,
     /// Wall time of the cross-validation (reading excluded).
     pub seconds: f64,
+    /// Where the model fitted on all rows was written (`--save`).
+    pub saved: Option<String>,
 }
 
 fn invalid(msg: String) -> PipelineError {
@@ -79,7 +86,13 @@ pub async fn read_frame(path: &Path, delimiter: Option<u8>) -> Result<Frame> {
     if !path.is_file() {
         return Err(invalid(format!("{shown}: no such file")));
     }
-    let ctx = SessionContext::new();
+    // One partition, no split scans: rows come back in file order, so row numbers in
+    // messages and the folds keyed by them are the same on every run.
+    let ctx = SessionContext::new_with_config(
+        SessionConfig::new()
+            .with_target_partitions(1)
+            .with_repartition_file_scans(false),
+    );
     let df_err = |e: spire_lake::datafusion::error::DataFusionError| {
         invalid(format!("{shown}: cannot read the table: {e}"))
     };
@@ -292,14 +305,12 @@ pub async fn evaluate(opts: &EvaluateOptions, progress: &dyn Progress) -> Result
     let cv = cross_validate(&folds, |fold, split| {
         let train = frame.select_rows(&split.train);
         let test = frame.select_rows(&split.test);
-        let pre = opts.preprocess.fit(&train)?;
-        let x_train = pre.transform(&train)?;
-        let x_test = pre.transform(&test)?;
-        encoded = x_train.n_cols();
         let y_train: Vec<bool> = split.train.iter().map(|&i| y[i]).collect();
         let y_test: Vec<bool> = split.test.iter().map(|&i| y[i]).collect();
-        let model = estimator.fit_boxed(&x_train, &y_train, &pre.feature_names())?;
-        let p = model.predict_proba(&x_test)?;
+        // The same encoder + estimator pair that `--save` stores and scoring replays.
+        let model = TabularModel::fit(&opts.preprocess, estimator.as_ref(), &train, &y_train)?;
+        encoded = model.preprocessor().feature_names().len();
+        let p = model.predict_proba(&test)?;
         progress.update("cross-validation", fold as u64 + 1);
         Ok(vec![
             (
@@ -320,6 +331,16 @@ pub async fn evaluate(opts: &EvaluateOptions, progress: &dyn Progress) -> Result
         "cross-validation",
         &format!("{} folds in {seconds:.1} s", opts.folds),
     );
+    let saved = match &opts.save {
+        Some(path) => {
+            let model =
+                TabularModel::fit(&opts.preprocess, estimator.as_ref(), &frame, &y).map_err(ml)?;
+            let bytes = model.to_artifact().and_then(|a| a.to_bytes()).map_err(ml)?;
+            std::fs::write(path, bytes).map_err(|e| PipelineError::io(path, e))?;
+            Some(path.display().to_string())
+        }
+        None => None,
+    };
     Ok(EvaluateReport {
         data: file,
         rows: y.len(),
@@ -331,5 +352,6 @@ pub async fn evaluate(opts: &EvaluateOptions, progress: &dyn Progress) -> Result
         params: opts.params.clone(),
         cv,
         seconds,
+        saved,
     })
 }
