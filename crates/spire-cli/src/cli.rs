@@ -151,6 +151,12 @@ pub enum RunsCommand {
         /// Only runs of this segment.
         #[arg(long)]
         segment: Option<String>,
+        /// MLflow search filter, e.g. `metrics.auc > 0.8 and params.l2 = '0.0001'`.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Ordering, e.g. `metrics.auc DESC` (repeatable).
+        #[arg(long = "order-by", value_name = "TERM")]
+        order_by: Vec<String>,
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: usize,
@@ -171,6 +177,41 @@ pub enum ModelsCommand {
     ///
     /// Example: spire models list --json
     List,
+    /// Point an alias (default `champion`) at a version, by hand; recorded in the audit log.
+    ///
+    /// Example: spire models promote reads-gadgets 3 --reason "approved by editorial"
+    Promote {
+        /// Model (segment) name.
+        model: String,
+        /// Version to promote.
+        version: i64,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: String,
+        /// The alias to move.
+        #[arg(long, default_value = "champion")]
+        alias: String,
+    },
+    /// Move an alias (default `champion`) back to the version it pointed at before.
+    ///
+    /// Example: spire models rollback reads-gadgets --reason "AUC dropped in production"
+    Rollback {
+        /// Model (segment) name.
+        model: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: String,
+        /// The alias to move back.
+        #[arg(long, default_value = "champion")]
+        alias: String,
+    },
+    /// The audit log of a model's alias moves: who, when, why.
+    ///
+    /// Example: spire models history reads-gadgets
+    History {
+        /// Model (segment) name.
+        model: String,
+    },
 }
 
 /// `spire segments ...`.

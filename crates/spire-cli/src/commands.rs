@@ -11,7 +11,7 @@ use spire_pipeline::index::SegmentIndex;
 use spire_pipeline::run;
 use spire_pipeline::stages::{features, ingest};
 use spire_pipeline::{PipelineError, Progress, Result, Workspace};
-use spire_registry::{ModelRegistry, RunFilter, TrackingStore};
+use spire_registry::{ModelRegistry, RunFilter, RunSearch, TrackingStore};
 
 use crate::cli::{
     Cli, Command, EvaluateArgs, FeaturesCommand, MlCommand, ModelsCommand, RunsCommand,
@@ -277,16 +277,48 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Runs(RunsCommand::List { segment, limit }) => {
+        Command::Runs(RunsCommand::List {
+            segment,
+            filter,
+            order_by,
+            limit,
+        }) => {
             let ws = open(&cli).await?;
-            let runs = ws
-                .registry
-                .list_runs(&RunFilter {
-                    segment: segment.clone(),
-                    limit: *limit,
-                    ..RunFilter::default()
-                })
-                .await?;
+            let runs = if filter.is_some() || !order_by.is_empty() {
+                let mut runs = Vec::new();
+                let mut page_token = None;
+                loop {
+                    let page = ws
+                        .registry
+                        .search_runs(&RunSearch {
+                            filter: filter.clone().unwrap_or_default(),
+                            order_by: order_by.clone(),
+                            max_results: 1000,
+                            page_token,
+                            ..RunSearch::default()
+                        })
+                        .await?;
+                    runs.extend(
+                        page.runs
+                            .into_iter()
+                            .filter(|r| segment.as_ref().is_none_or(|s| &r.segment == s)),
+                    );
+                    page_token = page.next_page_token;
+                    if page_token.is_none() || runs.len() >= *limit {
+                        break;
+                    }
+                }
+                runs.truncate(*limit);
+                runs
+            } else {
+                ws.registry
+                    .list_runs(&RunFilter {
+                        segment: segment.clone(),
+                        limit: *limit,
+                        ..RunFilter::default()
+                    })
+                    .await?
+            };
             if cli.json {
                 output::json(&runs);
             } else {
@@ -342,6 +374,78 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
                 if let Some(e) = &run.error {
                     println!("error: {e}");
                 }
+            }
+            Ok(())
+        }
+        Command::Models(ModelsCommand::Promote {
+            model,
+            version,
+            reason,
+            alias,
+        }) => {
+            let ws = open(&cli).await?;
+            let v = ws.registry.get_model_version(model, *version).await?;
+            ws.registry
+                .set_alias(model, alias, v.version, &actor(), reason)
+                .await?;
+            report_move(&cli, model, alias, v.version);
+            Ok(())
+        }
+        Command::Models(ModelsCommand::Rollback {
+            model,
+            reason,
+            alias,
+        }) => {
+            let ws = open(&cli).await?;
+            let current = ws.registry.get_alias(model, alias).await?.ok_or_else(|| {
+                PipelineError::NotFound(format!("model `{model}` has no `{alias}` to roll back"))
+            })?;
+            // The newest move onto the current version says where the alias was before.
+            let history = ws.registry.alias_history(model).await?;
+            let previous = history
+                .iter()
+                .rev()
+                .find(|e| e.alias == *alias && e.to_version == Some(current.version))
+                .and_then(|e| e.from_version)
+                .ok_or_else(|| {
+                    PipelineError::InvalidInput(format!(
+                        "`{alias}` of `{model}` has no earlier version to roll back to \
+                         (it was first set to v{}); use `spire models promote` instead",
+                        current.version
+                    ))
+                })?;
+            ws.registry
+                .set_alias(
+                    model,
+                    alias,
+                    previous,
+                    &actor(),
+                    &format!("rollback from v{}: {reason}", current.version),
+                )
+                .await?;
+            report_move(&cli, model, alias, previous);
+            Ok(())
+        }
+        Command::Models(ModelsCommand::History { model }) => {
+            let ws = open(&cli).await?;
+            let events = ws.registry.alias_history(model).await?;
+            if cli.json {
+                output::json(&events);
+            } else {
+                let v = |x: Option<i64>| x.map_or("-".to_string(), |v| format!("v{v}"));
+                let rows: Vec<Vec<String>> = events
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                            e.alias.clone(),
+                            format!("{} → {}", v(e.from_version), v(e.to_version)),
+                            e.actor.clone(),
+                            e.reason.clone(),
+                        ]
+                    })
+                    .collect();
+                table(&["when", "alias", "move", "who", "why"], &rows);
             }
             Ok(())
         }
@@ -584,4 +688,20 @@ async fn ml_evaluate(cli: &Cli, a: &EvaluateArgs, progress: &dyn Progress) -> Re
         println!("model fitted on all {} rows written to {path}", report.rows);
     }
     Ok(())
+}
+
+/// Who moves an alias by hand: `$USER` (or `cli`).
+fn actor() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map_or_else(|| "cli".to_string(), |u| format!("{u} (cli)"))
+}
+
+fn report_move(cli: &Cli, model: &str, alias: &str, version: i64) {
+    if cli.json {
+        output::json(&json!({"model": model, "alias": alias, "version": version}));
+    } else {
+        println!("{model}: `{alias}` now points at v{version}");
+    }
 }

@@ -170,3 +170,123 @@ fn ml_evaluate_bad_input_exits_2_naming_the_problem() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("l2 = -1: must be >= 0"));
 }
+
+#[test]
+fn runs_search_and_manual_promotion_with_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("demo");
+    let p = project.to_str().unwrap();
+    let out = spire(&[
+        "--json", "demo", "--dir", p, "--users", "1500", "--days", "16", "--seed", "3",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = spire(&["--project", p, "--json", "run", "reads-gadgets"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // MLflow filter grammar and ordering from the command line.
+    let out = spire(&[
+        "--project",
+        p,
+        "--json",
+        "runs",
+        "list",
+        "--filter",
+        "metrics.auc > 0 and params.algorithm = 'logistic_regression'",
+        "--order-by",
+        "metrics.auc DESC",
+        "--limit",
+        "100",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(runs.len() >= 21, "{} runs", runs.len());
+    let aucs: Vec<f64> = runs
+        .iter()
+        .map(|r| r["metrics"]["auc"].as_f64().unwrap())
+        .collect();
+    assert!(
+        aucs.windows(2).all(|w| w[0] >= w[1]),
+        "ordered by AUC: {aucs:?}"
+    );
+    let out = spire(&["--project", p, "runs", "list", "--filter", "metrics.auc >"]);
+    assert_eq!(out.status.code(), Some(2), "a broken filter is bad input");
+
+    // Promote by hand, then roll back; every move is in the audit log with its reason.
+    for (v, why) in [("1", "first pick"), ("2", "second pick")] {
+        let out = spire(&[
+            "--project",
+            p,
+            "models",
+            "promote",
+            "reads-gadgets",
+            v,
+            "--reason",
+            why,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = spire(&[
+        "--project",
+        p,
+        "--json",
+        "models",
+        "rollback",
+        "reads-gadgets",
+        "--reason",
+        "bad week",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let moved: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(moved["version"], 1);
+    let out = spire(&[
+        "--project",
+        p,
+        "--json",
+        "models",
+        "history",
+        "reads-gadgets",
+    ]);
+    let events: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last["from_version"].as_i64(), last["to_version"].as_i64()),
+        (Some(2), Some(1))
+    );
+    assert!(last["reason"].as_str().unwrap().contains("bad week"));
+    let out = spire(&[
+        "--project",
+        p,
+        "models",
+        "promote",
+        "reads-gadgets",
+        "99",
+        "--reason",
+        "x",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "an unknown version is `not found`: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
