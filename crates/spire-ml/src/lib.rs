@@ -20,6 +20,7 @@ pub mod error;
 pub mod eval;
 pub mod frame;
 pub mod fused;
+pub mod lightgbm;
 mod linalg;
 pub mod linear;
 pub mod matrix;
@@ -38,6 +39,7 @@ pub use eval::{
     KFold,
 };
 pub use frame::{Column, ColumnData, Frame};
+pub use lightgbm::LightGbmModel;
 pub use linear::{
     l2_from_sklearn_c, LogisticRegression, LogisticRegressionParams, ValidLogisticRegressionParams,
 };

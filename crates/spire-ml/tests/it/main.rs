@@ -3,6 +3,7 @@
 
 mod artifact;
 mod bank;
+mod byom_lightgbm;
 mod cv;
 mod eval;
 mod kmeans;
