@@ -242,6 +242,16 @@ const FLAVORS: &[(&str, u32, Loader)] = &[
     (LightGbmModel::FLAVOR, LightGbmModel::FORMAT_VERSION, |a| {
         Ok(Model::Predictor(Box::new(LightGbmModel::from_artifact(a)?)))
     }),
+    #[cfg(feature = "onnx")]
+    (
+        crate::onnx::OnnxModel::FLAVOR,
+        crate::onnx::OnnxModel::FORMAT_VERSION,
+        |a| {
+            Ok(Model::Predictor(Box::new(
+                crate::onnx::OnnxModel::from_artifact(a)?,
+            )))
+        },
+    ),
 ];
 
 /// The flavors [`load_model`] understands, predictors and clusterers alike.

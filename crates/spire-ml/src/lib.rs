@@ -12,6 +12,13 @@
 //! [`load_model`] for any flavor). [`fused`] trains and scores whole families of linear
 //! models with shared matrix products; [`algorithms`] builds estimators by name, and
 //! [`Preprocessor`] encodes a [`Frame`] (imputation, `log1p`, one-hot) into a [`Matrix`].
+//!
+//! Models trained elsewhere are predictors too ("bring your own model"): [`LightGbmModel`]
+//! reads LightGBM's text model file and scores it in pure Rust (missing values included:
+//! see [`Predictor::handles_missing`]), and, with the default `onnx` feature,
+//! `onnx::OnnxModel` runs a PyTorch, Keras or scikit-learn classifier exported to ONNX with
+//! `tract`. Both serialize to artifacts that keep the original file, so they are registered,
+//! evaluated and scored like native models.
 
 pub mod algorithms;
 pub mod artifact;
@@ -25,6 +32,8 @@ mod linalg;
 pub mod linear;
 pub mod matrix;
 pub mod metrics;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod preprocess;
 pub mod split;
 
@@ -45,5 +54,7 @@ pub use linear::{
 };
 pub use matrix::Matrix;
 pub use metrics::{average_precision, brier_score, log_loss, roc_auc};
+#[cfg(feature = "onnx")]
+pub use onnx::{OnnxModel, OnnxOptions};
 pub use preprocess::{Impute, PreprocessParams, Preprocessor, Standardizer};
 pub use split::{stratified_split, Split};

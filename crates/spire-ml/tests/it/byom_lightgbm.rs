@@ -3,7 +3,9 @@
 //! Fixtures: `tests/fixtures/byom/make_byom_fixtures.py`.
 
 use serde::Deserialize;
-use spire_ml::{load_model, load_predictor, Artifact, LightGbmModel, Matrix, MlError, Predictor};
+use spire_ml::{
+    load_model, load_predictor, roc_auc, Artifact, LightGbmModel, Matrix, MlError, Predictor,
+};
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -15,6 +17,8 @@ struct Fixture {
     rows: Vec<Vec<Option<f64>>>,
     proba: Vec<f64>,
     raw_score: Vec<f64>,
+    labels: Vec<u8>,
+    roc_auc: f64,
 }
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/byom");
@@ -65,6 +69,14 @@ fn matches_lightgbm(name: &str) -> f64 {
     // platform's `exp`, as LightGBM's do.
     assert_eq!(d_raw, 0.0, "{name}: max |Δraw| = {d_raw:e}");
     assert!(d_p <= 1e-12, "{name}: max |Δp| = {d_p:e}");
+    // Evaluated like a native model: Kalos's ROC AUC of these scores is scikit-learn's.
+    let y: Vec<bool> = f.labels.iter().map(|&l| l == 1).collect();
+    let auc = roc_auc(&y, &p).unwrap();
+    assert!(
+        (auc - f.roc_auc).abs() <= 1e-12,
+        "{name}: AUC {auc} vs {}",
+        f.roc_auc
+    );
     // The scored rows exercise what they are meant to.
     assert!(x.data().iter().any(|v| v.is_nan()), "{name} has no NaN");
     d_p

@@ -4,6 +4,8 @@
 mod artifact;
 mod bank;
 mod byom_lightgbm;
+#[cfg(feature = "onnx")]
+mod byom_onnx;
 mod cv;
 mod eval;
 mod kmeans;
