@@ -65,6 +65,26 @@ pub trait Predictor: Send + Sync {
     }
 }
 
+/// Checks user-given feature names: `expected` of them, non-empty, unique.
+pub(crate) fn check_feature_names(names: &[String], expected: usize) -> Result<(), MlError> {
+    if names.len() != expected {
+        return Err(MlError::Shape(format!(
+            "{} feature names given, the model has {expected} features",
+            names.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for n in names {
+        if n.is_empty() {
+            return Err(MlError::Shape("a feature name is empty".into()));
+        }
+        if !seen.insert(n.as_str()) {
+            return Err(MlError::Shape(format!("feature name {n:?} appears twice")));
+        }
+    }
+    Ok(())
+}
+
 /// The column of `x` holding each feature, by name.
 fn match_columns(
     features: &[String],

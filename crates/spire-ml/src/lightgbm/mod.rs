@@ -35,7 +35,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::{Artifact, Predictor};
+use crate::artifact::{check_feature_names, Artifact, Predictor};
 use crate::error::MlError;
 use crate::matrix::Matrix;
 use parse::Parsed;
@@ -107,7 +107,7 @@ impl LightGbmModel {
     /// Fails with [`MlError::Shape`] when the count differs from the model's, and with
     /// [`MlError::Shape`] for an empty or repeated name.
     pub fn with_feature_names(mut self, names: Vec<String>) -> Result<LightGbmModel, MlError> {
-        check_names(&names, self.model.feature_names.len())?;
+        check_feature_names(&names, self.model.feature_names.len())?;
         self.feature_names = names;
         Ok(self)
     }
@@ -206,26 +206,6 @@ impl LightGbmModel {
             .and_then(|m| m.with_feature_names(a.feature_names.clone()))
             .map_err(wrap)
     }
-}
-
-/// Checks user-given feature names: `expected` of them, non-empty, unique.
-pub(crate) fn check_names(names: &[String], expected: usize) -> Result<(), MlError> {
-    if names.len() != expected {
-        return Err(MlError::Shape(format!(
-            "{} feature names given, the model has {expected} features",
-            names.len()
-        )));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for n in names {
-        if n.is_empty() {
-            return Err(MlError::Shape("a feature name is empty".into()));
-        }
-        if !seen.insert(n.as_str()) {
-            return Err(MlError::Shape(format!("feature name {n:?} appears twice")));
-        }
-    }
-    Ok(())
 }
 
 impl Predictor for LightGbmModel {

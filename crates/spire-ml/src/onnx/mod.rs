@@ -54,9 +54,8 @@ use tract_onnx::prelude::{
     TypedRunnableModel,
 };
 
-use crate::artifact::{Artifact, Predictor};
+use crate::artifact::{check_feature_names, Artifact, Predictor};
 use crate::error::MlError;
-use crate::lightgbm::check_names;
 use crate::matrix::Matrix;
 use graph::{ElemType, Input};
 
@@ -143,7 +142,7 @@ impl OnnxModel {
         let width: usize = prepared.inputs.iter().map(|i| i.width).sum();
         let feature_names = match &options.feature_names {
             Some(names) => {
-                check_names(names, width)?;
+                check_feature_names(names, width)?;
                 names.clone()
             }
             None if prepared.inputs.iter().all(|i| i.width == 1) => {
