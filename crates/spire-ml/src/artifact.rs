@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::{ClusterProfiles, KMeans};
 use crate::error::MlError;
+use crate::lightgbm::LightGbmModel;
 use crate::linear::LogisticRegression;
 use crate::matrix::Matrix;
 
@@ -23,11 +24,14 @@ use crate::matrix::Matrix;
 ///   pure and deterministic: the same model (including one reloaded from its artifact) and the
 ///   same rows give bit-identical results, whatever the thread count.
 /// - `x` must have exactly `feature_names().len()` columns in `feature_names()` order, else
-///   [`MlError::Shape`]; NaN or infinite cells are rejected with [`MlError::NonFinite`].
+///   [`MlError::Shape`]. Infinite cells are rejected with [`MlError::NonFinite`]. NaN cells
+///   are rejected the same way unless [`Predictor::handles_missing`] is `true` (a capability
+///   of the flavor, e.g. imported LightGBM models): then a NaN is a missing value, routed the
+///   way the model learned to route missing values.
 /// - `to_artifact` captures everything `predict_proba` needs; [`load_predictor`] on the
 ///   result gives a predictor with the same flavor, feature names and predictions.
-/// - Implementations are immutable after fitting, so they are `Send + Sync` and can score
-///   from many threads at once.
+/// - Implementations are immutable after fitting (or importing), so they are `Send + Sync`
+///   and can score from many threads at once.
 pub trait Predictor: Send + Sync {
     /// The flavor name stored in artifacts, e.g. `"logistic_regression"`.
     fn flavor(&self) -> &'static str;
@@ -40,6 +44,79 @@ pub trait Predictor: Send + Sync {
 
     /// The model's serialized form.
     fn to_artifact(&self) -> Result<Artifact, MlError>;
+
+    /// Whether `predict_proba` takes NaN cells as missing values (`true`) or rejects them
+    /// with [`MlError::NonFinite`] (`false`, the default: impute before scoring).
+    fn handles_missing(&self) -> bool {
+        false
+    }
+
+    /// Like `predict_proba`, for a matrix whose columns are named by `columns` (e.g. a wide
+    /// feature snapshot): the model's features are picked by name, in the model's order, and
+    /// other columns are ignored. Fails with [`MlError::Shape`] when `columns` does not have
+    /// one unique name per column of `x` or lacks one of the model's features (named in the
+    /// message), then like `predict_proba`.
+    fn predict_proba_by_name(&self, x: &Matrix, columns: &[String]) -> Result<Vec<f64>, MlError> {
+        let idx = match_columns(self.feature_names(), x, columns)?;
+        if idx.iter().enumerate().all(|(i, &j)| i == j) && idx.len() == x.n_cols() {
+            return self.predict_proba(x);
+        }
+        self.predict_proba(&x.select_columns(&idx))
+    }
+}
+
+/// Checks user-given feature names: `expected` of them, non-empty, unique.
+pub(crate) fn check_feature_names(names: &[String], expected: usize) -> Result<(), MlError> {
+    if names.len() != expected {
+        return Err(MlError::Shape(format!(
+            "{} feature names given, the model has {expected} features",
+            names.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for n in names {
+        if n.is_empty() {
+            return Err(MlError::Shape("a feature name is empty".into()));
+        }
+        if !seen.insert(n.as_str()) {
+            return Err(MlError::Shape(format!("feature name {n:?} appears twice")));
+        }
+    }
+    Ok(())
+}
+
+/// The column of `x` holding each feature, by name.
+fn match_columns(
+    features: &[String],
+    x: &Matrix,
+    columns: &[String],
+) -> Result<Vec<usize>, MlError> {
+    if columns.len() != x.n_cols() {
+        return Err(MlError::Shape(format!(
+            "{} column names for a matrix of {} columns",
+            columns.len(),
+            x.n_cols()
+        )));
+    }
+    let mut by_name = std::collections::HashMap::with_capacity(columns.len());
+    for (j, name) in columns.iter().enumerate() {
+        if by_name.insert(name.as_str(), j).is_some() {
+            return Err(MlError::Shape(format!("column {name:?} appears twice")));
+        }
+    }
+    features
+        .iter()
+        .map(|f| {
+            by_name.get(f.as_str()).copied().ok_or_else(|| {
+                MlError::Shape(format!(
+                    "the model's feature {f:?} is not among the {} columns given (the model \
+                     expects: {})",
+                    columns.len(),
+                    features.join(", ")
+                ))
+            })
+        })
+        .collect()
 }
 
 /// A fitted model that assigns rows to clusters (e.g. [`KMeans`] audience clusters).
@@ -195,6 +272,19 @@ const FLAVORS: &[(&str, u32, Loader)] = &[
             )))
         },
     ),
+    (LightGbmModel::FLAVOR, LightGbmModel::FORMAT_VERSION, |a| {
+        Ok(Model::Predictor(Box::new(LightGbmModel::from_artifact(a)?)))
+    }),
+    #[cfg(feature = "onnx")]
+    (
+        crate::onnx::OnnxModel::FLAVOR,
+        crate::onnx::OnnxModel::FORMAT_VERSION,
+        |a| {
+            Ok(Model::Predictor(Box::new(
+                crate::onnx::OnnxModel::from_artifact(a)?,
+            )))
+        },
+    ),
 ];
 
 /// The flavors [`load_model`] understands, predictors and clusterers alike.
@@ -287,7 +377,9 @@ mod tests {
             payload: serde_json::Value::Null,
         };
         let err = load_predictor(&a).err().unwrap();
-        assert!(matches!(err, MlError::UnknownFlavor { ref known, .. } if known.len() == 2));
+        assert!(
+            matches!(err, MlError::UnknownFlavor { ref known, .. } if known.len() == FLAVORS.len())
+        );
         a.flavor = LogisticRegression::FLAVOR.into();
         a.format_version = 99;
         let err = load_predictor(&a).err().unwrap().to_string();

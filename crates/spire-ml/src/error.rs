@@ -88,6 +88,19 @@ pub enum MlError {
     /// A serialized model is malformed or inconsistent.
     #[error("invalid model artifact: {0}")]
     Artifact(String),
+    /// A model file written by another library (a LightGBM text model, an ONNX graph) is
+    /// malformed, truncated, or uses something this build cannot run (an objective, an
+    /// operator). `location` says where when it is known (line and key, node, file path).
+    #[error("{format} model{}: {message}", at(.location))]
+    ModelFile {
+        /// The file format: `"LightGBM"` or `"ONNX"`.
+        format: &'static str,
+        /// Where in the file, e.g. `"line 57, key threshold"`, or the path when the file
+        /// cannot be read.
+        location: Option<String>,
+        /// What is wrong and, where it helps, what to do about it.
+        message: String,
+    },
     /// An artifact names a model flavor this build does not know.
     #[error("unknown model flavor {flavor:?}; this build knows: {}", known.join(", "))]
     UnknownFlavor {
@@ -134,12 +147,26 @@ impl MlError {
             | MlError::Degenerate(_)
             | MlError::Numerical(_)
             | MlError::Artifact(_)
+            | MlError::ModelFile { .. }
             | MlError::Member { .. }
             | MlError::UnknownAlgorithm { .. }
             | MlError::Params { .. }
             | MlError::UnknownFlavor { .. }
             | MlError::WrongModelKind { .. }
             | MlError::UnsupportedFormatVersion { .. } => ErrorKind::InvalidInput,
+        }
+    }
+
+    /// Shorthand for an [`MlError::ModelFile`].
+    pub(crate) fn model_file(
+        format: &'static str,
+        location: Option<String>,
+        message: impl Into<String>,
+    ) -> MlError {
+        MlError::ModelFile {
+            format,
+            location,
+            message: message.into(),
         }
     }
 
@@ -157,6 +184,14 @@ impl MlError {
     }
 }
 
+/// ` (where)` for a known location, nothing otherwise.
+fn at(location: &Option<String>) -> String {
+    location
+        .as_deref()
+        .map(|l| format!(" ({l})"))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +201,14 @@ mod tests {
         let e = MlError::invalid_param("l2", -1.0, ">= 0 and finite");
         assert_eq!(e.to_string(), "l2 = -1: must be >= 0 and finite");
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn model_file_names_format_and_location() {
+        let e = MlError::model_file("LightGBM", Some("line 7, key threshold".into()), "bad");
+        assert_eq!(e.to_string(), "LightGBM model (line 7, key threshold): bad");
+        let e = MlError::model_file("ONNX", None, "no float output");
+        assert_eq!(e.to_string(), "ONNX model: no float output");
     }
 
     #[test]

@@ -12,6 +12,13 @@
 //! [`load_model`] for any flavor). [`fused`] trains and scores whole families of linear
 //! models with shared matrix products; [`algorithms`] builds estimators by name, and
 //! [`Preprocessor`] encodes a [`Frame`] (imputation, `log1p`, one-hot) into a [`Matrix`].
+//!
+//! Models trained elsewhere are predictors too ("bring your own model"): [`LightGbmModel`]
+//! reads LightGBM's text model file and scores it in pure Rust (missing values included:
+//! see [`Predictor::handles_missing`]), and, with the default `onnx` feature,
+//! `onnx::OnnxModel` runs a PyTorch, Keras or scikit-learn classifier exported to ONNX with
+//! `tract`. Both serialize to artifacts that keep the original file, so they are registered,
+//! evaluated and scored like native models.
 
 pub mod algorithms;
 pub mod artifact;
@@ -20,10 +27,13 @@ pub mod error;
 pub mod eval;
 pub mod frame;
 pub mod fused;
+pub mod lightgbm;
 mod linalg;
 pub mod linear;
 pub mod matrix;
 pub mod metrics;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod preprocess;
 pub mod split;
 pub mod tabular;
@@ -40,11 +50,14 @@ pub use eval::{
     KFold,
 };
 pub use frame::{Column, ColumnData, Frame};
+pub use lightgbm::LightGbmModel;
 pub use linear::{
     l2_from_sklearn_c, LogisticRegression, LogisticRegressionParams, ValidLogisticRegressionParams,
 };
 pub use matrix::Matrix;
 pub use metrics::{average_precision, brier_score, log_loss, roc_auc};
+#[cfg(feature = "onnx")]
+pub use onnx::{OnnxModel, OnnxOptions};
 pub use preprocess::{Impute, PreprocessParams, Preprocessor, Standardizer};
 pub use split::{stratified_split, Split};
 pub use tabular::TabularModel;

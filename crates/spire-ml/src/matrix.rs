@@ -135,11 +135,48 @@ impl Matrix {
         }
     }
 
+    /// A new matrix made of the columns at `idx`, in that order (repeats allowed).
+    ///
+    /// # Panics
+    /// Panics if an index is `>= n_cols`; indices come from the caller's own bookkeeping
+    /// (e.g. matching column names), never from user data directly.
+    pub fn select_columns(&self, idx: &[usize]) -> Matrix {
+        assert!(
+            idx.iter().all(|&j| j < self.n_cols),
+            "column index out of range (n_cols = {})",
+            self.n_cols
+        );
+        let mut data = Vec::with_capacity(self.n_rows * idx.len());
+        for row in self.rows() {
+            data.extend(idx.iter().map(|&j| row[j]));
+        }
+        Matrix {
+            n_rows: self.n_rows,
+            n_cols: idx.len(),
+            data,
+        }
+    }
+
     /// The first non-finite value as `(row, col, value)`, if any.
     pub fn first_non_finite(&self) -> Option<(usize, usize, f64)> {
         let pos = self.data.iter().position(|v| !v.is_finite())?;
         let n_cols = self.n_cols.max(1);
         Some((pos / n_cols, pos % n_cols, self.data[pos]))
+    }
+
+    /// Fails with [`MlError::NonFinite`] naming the first infinite value (NaN is allowed: it
+    /// marks a missing value for models that handle them).
+    pub(crate) fn check_not_infinite(&self, what: &'static str) -> Result<(), MlError> {
+        let n_cols = self.n_cols.max(1);
+        match self.data.iter().position(|v| v.is_infinite()) {
+            Some(pos) => Err(MlError::NonFinite {
+                what,
+                row: pos / n_cols,
+                col: pos % n_cols,
+                value: self.data[pos],
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Fails with [`MlError::NonFinite`] naming the first NaN or infinite value.
@@ -180,6 +217,21 @@ mod tests {
         assert_eq!(s.data(), &[5.0, 6.0, 1.0, 2.0, 5.0, 6.0]);
         assert_eq!(m.rows().count(), 3);
         assert_eq!(Matrix::zeros(2, 2).data(), &[0.0; 4]);
+    }
+
+    #[test]
+    fn column_selection_and_infinity_check() {
+        let m = Matrix::from_rows(&[[1.0, 2.0, 3.0], [4.0, f64::NAN, 6.0]]).unwrap();
+        let s = m.select_columns(&[2, 0]);
+        assert_eq!((s.n_rows(), s.n_cols()), (2, 2));
+        assert_eq!(s.data(), &[3.0, 1.0, 6.0, 4.0]);
+        assert!(m.check_not_infinite("scoring matrix").is_ok());
+        let m = Matrix::from_rows(&[[1.0, 2.0], [f64::NEG_INFINITY, 0.0]]).unwrap();
+        let err = m.check_not_infinite("scoring matrix").unwrap_err();
+        assert!(
+            matches!(err, MlError::NonFinite { row: 1, col: 0, .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,6 +3,9 @@
 
 mod artifact;
 mod bank;
+mod byom_lightgbm;
+#[cfg(feature = "onnx")]
+mod byom_onnx;
 mod cv;
 mod eval;
 mod kmeans;
