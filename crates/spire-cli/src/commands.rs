@@ -237,6 +237,15 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             if cli.json {
                 output::json(&s);
             } else {
+                for r in &s.recovered {
+                    println!(
+                        "settled run {} ({}) left by an interrupted run: {} — {}",
+                        r.run_id,
+                        r.segment,
+                        r.status.as_str(),
+                        r.reason
+                    );
+                }
                 let rows: Vec<Vec<String>> = s
                     .trained
                     .iter()

@@ -16,10 +16,15 @@ use crate::error::{LakeError, Result};
 pub type TableVersions = BTreeMap<String, i64>;
 
 /// A set of Delta tables under one root.
+///
+/// A lake may carry commit tags ([`Lake::tagged`]): key–value pairs written into the
+/// `commitInfo` of every commit made through it, e.g. `spire.run_id`, so each table version
+/// names the run that wrote it ([`Lake::find_tagged_commit`]).
 #[derive(Debug, Clone)]
 pub struct Lake {
     root: Url,
     local_root: Option<PathBuf>,
+    commit_tags: BTreeMap<String, String>,
 }
 
 impl Lake {
@@ -34,6 +39,7 @@ impl Lake {
             return Ok(Lake {
                 root: url,
                 local_root: None,
+                commit_tags: BTreeMap::new(),
             });
         }
         let path = PathBuf::from(root.trim_start_matches("file://"));
@@ -51,7 +57,60 @@ impl Lake {
         Ok(Lake {
             root,
             local_root: Some(path),
+            commit_tags: BTreeMap::new(),
         })
+    }
+
+    /// The same lake, with `tags` added to the `commitInfo` of every commit made through it.
+    pub fn tagged<K: Into<String>, V: Into<String>>(
+        &self,
+        tags: impl IntoIterator<Item = (K, V)>,
+    ) -> Lake {
+        let mut lake = self.clone();
+        lake.commit_tags
+            .extend(tags.into_iter().map(|(k, v)| (k.into(), v.into())));
+        lake
+    }
+
+    /// The commit tags of this lake handle.
+    pub fn commit_tags(&self) -> &BTreeMap<String, String> {
+        &self.commit_tags
+    }
+
+    fn commit_properties(&self) -> deltalake::kernel::transaction::CommitProperties {
+        deltalake::kernel::transaction::CommitProperties::default().with_metadata(
+            self.commit_tags
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))),
+        )
+    }
+
+    /// The newest version of `table` whose commit carries tag `key = value` (see
+    /// [`Lake::tagged`]), or `None` when no commit does (or the table does not exist).
+    /// Reads the commit log newest first; every commit Spire makes carries a `commitInfo`.
+    pub async fn find_tagged_commit(
+        &self,
+        table: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<Option<i64>> {
+        use futures::StreamExt;
+        let Some(t) = self.table(table).await? else {
+            return Ok(None);
+        };
+        let Some(latest) = version_of(&t) else {
+            return Ok(None);
+        };
+        let mut history = t.history(None);
+        let mut version = latest;
+        while let Some(info) = history.next().await {
+            let info = info.map_err(|source| delta(table, source))?;
+            if info.info.get(key).and_then(serde_json::Value::as_str) == Some(value) {
+                return Ok(Some(version));
+            }
+            version -= 1;
+        }
+        Ok(None)
     }
 
     /// The lake's root URL.
@@ -125,7 +184,10 @@ impl Lake {
         }
         let batches = normalize_all(batches)?;
         let t = self.writable(table).await?;
-        let mut w = t.write(batches).with_save_mode(SaveMode::Append);
+        let mut w = t
+            .write(batches)
+            .with_save_mode(SaveMode::Append)
+            .with_commit_properties(self.commit_properties());
         if !partition_by.is_empty() {
             w = w.with_partition_columns(partition_by.iter().map(|s| s.to_string()));
         }
@@ -149,12 +211,11 @@ impl Lake {
         }
         let batches = normalize_all(batches)?;
         let t = self.writable(table).await?;
-        let props = deltalake::kernel::transaction::CommitProperties::default()
-            .with_application_transactions(
-                txns.iter()
-                    .map(|(id, v)| deltalake::kernel::Transaction::new(id, *v))
-                    .collect(),
-            );
+        let props = self.commit_properties().with_application_transactions(
+            txns.iter()
+                .map(|(id, v)| deltalake::kernel::Transaction::new(id, *v))
+                .collect(),
+        );
         let mut w = t
             .write(batches)
             .with_save_mode(SaveMode::Append)
@@ -213,7 +274,10 @@ impl Lake {
     ) -> Result<Option<i64>> {
         let batches = normalize_all(batches)?;
         let t = self.writable(table).await?;
-        let mut w = t.write(batches).with_save_mode(SaveMode::Overwrite);
+        let mut w = t
+            .write(batches)
+            .with_save_mode(SaveMode::Overwrite)
+            .with_commit_properties(self.commit_properties());
         if !partition_by.is_empty() {
             w = w.with_partition_columns(partition_by.iter().map(|s| s.to_string()));
         }

@@ -10,6 +10,7 @@ mod error;
 pub mod experiment;
 pub mod index;
 pub mod progress;
+pub mod recovery;
 pub mod run;
 pub mod segments;
 pub mod stages;

@@ -34,21 +34,20 @@
 mod design;
 mod fast_math;
 mod labels;
+mod scorer;
 mod solver;
 
-use faer::linalg::matmul::matmul;
-use faer::{Accum, MatMut, MatRef, Par};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use labels::LabelMatrix;
+pub use scorer::LinearScorer;
 pub use solver::StopReason;
 
 use crate::error::MlError;
 use crate::linear::{LogisticRegression, LogisticRegressionParams};
 use crate::matrix::Matrix;
 use crate::preprocess::Standardizer;
-use design::{Batch, Design, CHUNK_ROWS};
+use design::{Batch, Design};
 use solver::{MemberProblem, MemberSolver};
 
 /// Largest accepted `max_iter`.
@@ -460,15 +459,7 @@ impl LinearFamily {
     }
 
     fn score(&self, x: &Matrix, probabilities: bool) -> Result<FamilyScores, MlError> {
-        if x.n_cols() != self.feature_names.len() {
-            return Err(MlError::Shape(format!(
-                "the family expects {} features ({}), got {} columns",
-                self.feature_names.len(),
-                self.feature_names.join(", "),
-                x.n_cols()
-            )));
-        }
-        x.check_finite("scoring matrix")?;
+        scorer::check_matrix(x, &self.feature_names, "the family expects")?;
         let intercept = self.params.fit_intercept;
         let d = x.n_cols();
         let p = d + usize::from(intercept);
@@ -482,39 +473,16 @@ impl LinearFamily {
                 w[d * m + j] = mem.intercept as f32;
             }
         }
-        let n = x.n_rows();
-        let mut values = vec![0f32; n * m];
-        if m > 0 {
-            let std = self.standardizer.as_ref();
-            values
-                .par_chunks_mut(CHUNK_ROWS * m)
-                .enumerate()
-                .for_each(|(ci, out)| {
-                    let r0 = ci * CHUNK_ROWS;
-                    let c = out.len() / m;
-                    let mut xc = vec![0f32; c * p];
-                    if p > 0 {
-                        for (k, dst) in xc.chunks_exact_mut(p).enumerate() {
-                            design::write_row(x.row(r0 + k), std, intercept, dst);
-                        }
-                    }
-                    matmul(
-                        MatMut::from_row_major_slice_mut(out, c, m),
-                        Accum::Replace,
-                        MatRef::from_row_major_slice(&xc, c, p),
-                        MatRef::from_row_major_slice(&w, p, m),
-                        1.0f32,
-                        Par::Seq,
-                    );
-                    if probabilities {
-                        pulp::Arch::new().dispatch(|| {
-                            out.iter_mut().for_each(|z| *z = fast_math::sigmoid(*z));
-                        });
-                    }
-                });
-        }
+        let values = scorer::product(
+            x,
+            self.standardizer.as_ref(),
+            intercept,
+            &w,
+            m,
+            probabilities,
+        );
         Ok(FamilyScores {
-            n_rows: n,
+            n_rows: x.n_rows(),
             n_models: m,
             values,
         })

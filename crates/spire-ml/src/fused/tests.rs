@@ -369,3 +369,77 @@ fn bad_input_names_the_member() {
         .to_string();
     assert!(err.contains("expects 3 features"), "{err}");
 }
+
+#[test]
+fn linear_scorer_matches_each_models_own_probabilities_across_groups() {
+    let (x, cols, names) = synthetic(600, 5, 3, 11);
+    let labels = LabelMatrix::from_columns(&cols).expect("labels");
+    let family = FamilyParams::default()
+        .validate()
+        .expect("params")
+        .fit(
+            &x,
+            &names,
+            &labels,
+            &[Member::l2("a", 0, 1e-3), Member::l2("b", 1, 1e-2)],
+        )
+        .expect("family");
+    // A model trained separately (on other rows: its own standardizer) and one without
+    // standardization form groups of their own.
+    let y2 = cols[2].clone();
+    let half = x.select_rows(&(0..300).collect::<Vec<_>>());
+    let lone = crate::LogisticRegressionParams::default()
+        .validate()
+        .expect("params")
+        .fit(&half, &y2[..300], &names)
+        .expect("lone");
+    let raw = crate::LogisticRegressionParams::default()
+        .with_standardize(false)
+        .validate()
+        .expect("params")
+        .fit(&x, &y2, &names)
+        .expect("raw");
+    let a = family.model(0).expect("a");
+    let b = family.model(1).expect("b");
+    let models = [&a, &lone, &b, &raw];
+    let scorer = LinearScorer::new(&models).expect("scorer");
+    assert_eq!((scorer.n_models(), scorer.n_groups()), (4, 3));
+    let scores = scorer.predict_proba(&x).expect("scores");
+    for (k, m) in models.iter().enumerate() {
+        let own = m.predict_proba(&x).expect("own");
+        let got = scores.column(k);
+        let gap = own
+            .iter()
+            .zip(&got)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f64::max);
+        assert!(gap < 1e-5, "model {k}: max |Δp| {gap}");
+    }
+    // Same products as the family's own scoring.
+    let fam = family.predict_proba(&x).expect("family scores");
+    assert_eq!(fam.column(1), scores.column(2));
+}
+
+#[test]
+fn linear_scorer_rejects_models_of_different_features_and_bad_matrices() {
+    let (x, cols, _) = synthetic(200, 3, 1, 5);
+    let y = cols[0].clone();
+    let params = crate::LogisticRegressionParams::default()
+        .validate()
+        .expect("params");
+    let names: Vec<String> = vec!["a".into(), "b".into(), "c".into()];
+    let other: Vec<String> = vec!["a".into(), "c".into(), "b".into()];
+    let m1 = params.fit(&x, &y, &names).expect("m1");
+    let m2 = params.fit(&x, &y, &other).expect("m2");
+    let err = LinearScorer::new(&[&m1, &m2]).expect_err("different features");
+    assert!(err.to_string().contains("model 1"), "{err}");
+    let scorer = LinearScorer::new(&[&m1]).expect("scorer");
+    let narrow = Matrix::new(1, 2, vec![0.0, 1.0]).expect("matrix");
+    assert!(scorer.predict_proba(&narrow).is_err());
+    let nan = Matrix::new(1, 3, vec![0.0, f64::NAN, 1.0]).expect("matrix");
+    let err = scorer.predict_proba(&nan).expect_err("NaN");
+    assert!(
+        err.to_string().to_lowercase().contains("nan") || err.to_string().contains("finite"),
+        "{err}"
+    );
+}

@@ -295,3 +295,52 @@ fn no_features_fits_the_base_rate() {
     assert!((p[0] - 0.25).abs() < 1e-12, "{p:?}");
     assert!(m.converged());
 }
+
+/// A constant column (a feature no user varies on) is not an error and does not change the
+/// model: standardized, it is centered to zero and keeps a zero coefficient, so the fit equals
+/// the one without that column — for L2, L1 and the fused family alike.
+#[test]
+fn constant_column_leaves_the_model_unchanged() {
+    let (x, y, names) = data();
+    let with_const: Vec<[f64; 4]> = ROWS.map(|r| [r.0[0], 7.5, r.0[1], r.0[2]]).to_vec();
+    let xc = Matrix::from_rows(&with_const).unwrap();
+    let names_c = ["a", "k", "b", "c"].map(String::from).to_vec();
+    for params in [
+        LogisticRegressionParams::default().with_l2(1e-2),
+        LogisticRegressionParams::default()
+            .with_l2(1e-3)
+            .with_l1(1e-2),
+    ] {
+        let v = params.validate().unwrap();
+        let base = v.fit(&x, &y, &names).unwrap();
+        let m = v.fit(&xc, &y, &names_c).unwrap();
+        assert!(m.converged());
+        assert_eq!(
+            m.coefficients()[1],
+            0.0,
+            "constant column keeps coefficient 0"
+        );
+        let mut kept = m.coefficients().to_vec();
+        kept.remove(1);
+        assert_close(&kept, base.coefficients(), 1e-6);
+        assert_close(
+            &m.predict_proba(&xc).unwrap(),
+            &base.predict_proba(&x).unwrap(),
+            1e-6,
+        );
+    }
+    // Without standardization it is collinear with the intercept; L2 keeps it identified.
+    let raw = LogisticRegressionParams::default()
+        .with_l2(1e-2)
+        .with_standardize(false)
+        .validate()
+        .unwrap()
+        .fit(&xc, &y, &names_c)
+        .unwrap();
+    assert!(raw.converged());
+    assert!(raw
+        .predict_proba(&xc)
+        .unwrap()
+        .iter()
+        .all(|p| p.is_finite()));
+}

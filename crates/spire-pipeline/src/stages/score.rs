@@ -13,13 +13,14 @@ use spire_lake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use spire_lake::datafusion::prelude::{col, lit};
 use spire_lake::datafusion::scalar::ScalarValue;
 use spire_lake::tables::{SCORES, SEGMENTS};
-use spire_ml::Matrix;
-use spire_registry::ModelRegistry;
+use spire_ml::fused::LinearScorer;
+use spire_ml::{LogisticRegression, Matrix, Predictor};
+use spire_registry::{ModelRegistry, ModelVersion};
 
 use crate::error::{PipelineError, Result};
 use crate::progress::Progress;
 use crate::segments::ResolvedSegment;
-use crate::stages::train::load_artifact;
+use crate::stages::train::read_artifact;
 use crate::workspace::Workspace;
 
 /// One segment's scoring outcome.
@@ -59,9 +60,29 @@ pub fn segments_schema() -> SchemaRef {
     ]))
 }
 
+/// Logistic-regression champions of one feature set scored by one product: at most this
+/// many per product, so `users × block` `f32` scores stay within memory.
+const SCORE_BLOCK: usize = 256;
+
+/// A model segment's champion, loaded.
+struct Champion {
+    version: ModelVersion,
+    model: Loaded,
+}
+
+/// A champion's model: logistic regressions are scored together, anything else alone.
+enum Loaded {
+    Linear(LogisticRegression),
+    Other(Box<dyn Predictor>),
+}
+
 /// Scores `segments` on the snapshot as of `as_of` (the latest snapshot of each feature set
 /// when `None`) and writes their memberships as one new version of `segments` (replacing
 /// any earlier rows of the same segments and date, so a re-run never duplicates).
+///
+/// The logistic-regression champions of a feature set are scored together, one `f32`
+/// matrix product and a sigmoid per block of [`SCORE_BLOCK`] models
+/// ([`spire_ml::fused::LinearScorer`]); other flavors score one by one.
 pub async fn score(
     ws: &Workspace,
     segments: &[ResolvedSegment],
@@ -77,8 +98,10 @@ pub async fn score(
         ),
     > = HashMap::new();
     let mut members: BTreeMap<String, Members> = BTreeMap::new();
-    let mut outcomes = Vec::new();
+    let mut outcomes: HashMap<String, ScoreOutcome> = HashMap::new();
     let mut date: Option<NaiveDate> = as_of;
+    // Snapshots, rule segments and champions, in segment order.
+    let mut champions: Vec<(&ResolvedSegment, Champion)> = Vec::new();
     for s in segments
         .iter()
         .filter(|s| !matches!(s.spec.kind, SegmentKind::RuleCombine { .. }))
@@ -102,103 +125,138 @@ pub async fn score(
         };
         date = Some(date.map_or(m.as_of, |d| d.max(m.as_of)));
         let name = &s.spec.name;
-        let (result, eligible_n) = match &s.spec.kind {
+        match &s.spec.kind {
             SegmentKind::RulePredicate { predicate } => {
                 let users = dataset::eligible(ctx, m.as_of, predicate, name).await?;
                 let n = users.len();
                 let mut users: Vec<(String, f64)> = users.into_iter().map(|u| (u, 1.0)).collect();
                 users.sort_by(|a, b| a.0.cmp(&b.0));
-                (
+                outcomes.insert(
+                    name.clone(),
+                    ScoreOutcome {
+                        segment: name.clone(),
+                        as_of: m.as_of,
+                        model_version: None,
+                        eligible: m.user_ids.len().max(n),
+                        members: users.len(),
+                        threshold: None,
+                        skipped: None,
+                    },
+                );
+                members.insert(
+                    name.clone(),
                     Members {
                         users,
                         model_version: None,
                         all_scores: None,
                     },
-                    m.user_ids.len().max(n),
-                )
+                );
+                progress.update("score", outcomes.len() as u64);
             }
-            SegmentKind::Model(spec) => {
+            SegmentKind::Model(_) => {
                 // An unknown model (never trained) has no champion; any other registry error
                 // is an error, not a silent skip.
-                let champion = match ws.registry.get_alias(name, "champion").await {
+                let version = match ws.registry.get_alias(name, "champion").await {
                     Ok(c) => c,
                     Err(e) if e.kind() == spire_core::ErrorKind::NotFound => None,
                     Err(e) => return Err(e.into()),
                 };
-                let Some(champion) = champion else {
-                    outcomes.push(ScoreOutcome {
-                        segment: name.clone(),
-                        as_of: m.as_of,
-                        model_version: None,
-                        eligible: 0,
-                        members: 0,
-                        threshold: None,
-                        skipped: Some(
-                            "no champion yet (never trained, or no version passed the gate)".into(),
-                        ),
-                    });
+                let Some(version) = version else {
+                    outcomes.insert(
+                        name.clone(),
+                        ScoreOutcome {
+                            segment: name.clone(),
+                            as_of: m.as_of,
+                            model_version: None,
+                            eligible: 0,
+                            members: 0,
+                            threshold: None,
+                            skipped: Some(
+                                "no champion yet (never trained, or no version passed the gate)"
+                                    .into(),
+                            ),
+                        },
+                    );
                     continue;
                 };
-                let model = load_artifact(&champion.artifact_uri, name)?;
-                let x = aligned_matrix(m, model.feature_names(), name)?;
-                let scores = model
-                    .predict_proba(&x)
-                    .map_err(|source| PipelineError::Model {
-                        segment: name.clone(),
-                        source,
-                    })?;
-                let eligible: Option<HashSet<String>> = match &spec.eligibility {
-                    Some(p) => Some(dataset::eligible(ctx, m.as_of, p, name).await?),
-                    None => None,
+                let artifact = read_artifact(&version.artifact_uri, name)?;
+                let model_err = |source| PipelineError::Model {
+                    segment: name.clone(),
+                    source,
                 };
-                let mut scored: Vec<(String, f64)> = m
-                    .user_ids
-                    .iter()
-                    .zip(&scores)
-                    .filter(|(u, _)| eligible.as_ref().is_none_or(|e| e.contains(*u)))
-                    .map(|(u, p)| (u.clone(), *p))
-                    .collect();
-                let n = scored.len();
-                let all_scores = s.spec.output.write_scores.then(|| scored.clone());
-                scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-                let keep = match s.spec.output.threshold {
-                    Threshold::TopFraction(f) => ((n as f64) * f).ceil() as usize,
-                    Threshold::MinScore(t) => scored.iter().take_while(|(_, p)| *p >= t).count(),
-                    Threshold::TargetSize(size) => usize::try_from(size).unwrap_or(usize::MAX),
-                    Threshold::MinPrecision(_) => {
-                        let Some(t) = champion.signature["threshold"]["score"].as_f64() else {
-                            return Err(PipelineError::InvalidInput(format!(
-                                "segment `{name}`: output.min_precision needs the score \
-                                 threshold chosen at training, but champion v{} has none \
-                                 (trained under another output rule); retrain with `spire run \
-                                 {name}`",
-                                champion.version
-                            )));
-                        };
-                        scored.iter().take_while(|(_, p)| *p >= t).count()
-                    }
+                let model = if artifact.flavor == LogisticRegression::FLAVOR {
+                    Loaded::Linear(LogisticRegression::from_artifact(&artifact).map_err(model_err)?)
+                } else {
+                    Loaded::Other(spire_ml::load_predictor(&artifact).map_err(model_err)?)
                 };
-                scored.truncate(keep.min(n));
-                (
-                    Members {
-                        users: scored,
-                        model_version: Some(champion.version),
-                        all_scores,
-                    },
-                    n,
-                )
+                champions.push((s, Champion { version, model }));
             }
-            SegmentKind::RuleCombine { .. } => continue,
+            SegmentKind::RuleCombine { .. } => {}
+        }
+    }
+
+    // Logistic champions: per feature set and feature list, in blocks, one product each.
+    let mut linear: BTreeMap<(&str, &[String]), Vec<usize>> = BTreeMap::new();
+    for (i, (s, c)) in champions.iter().enumerate() {
+        if let Loaded::Linear(lr) = &c.model {
+            linear
+                .entry((s.spec.feature_set.as_str(), lr.feature_names()))
+                .or_default()
+                .push(i);
+        }
+    }
+    for ((fs, names), idx) in &linear {
+        let Some((ctx, m)) = snapshots.get(*fs) else {
+            continue;
         };
-        outcomes.push(ScoreOutcome {
-            segment: name.clone(),
-            as_of: m.as_of,
-            model_version: result.model_version,
-            eligible: eligible_n,
-            members: result.users.len(),
-            threshold: result.model_version.and(result.users.last().map(|u| u.1)),
-            skipped: None,
-        });
+        let first = champions[idx[0]].0.spec.name.as_str();
+        let x = aligned_matrix(m, names, first)?;
+        for block in idx.chunks(SCORE_BLOCK) {
+            let models: Vec<&LogisticRegression> = block
+                .iter()
+                .filter_map(|&i| match &champions[i].1.model {
+                    Loaded::Linear(lr) => Some(lr),
+                    Loaded::Other(_) => None,
+                })
+                .collect();
+            let block_err = |source| PipelineError::Model {
+                segment: block
+                    .iter()
+                    .map(|&i| champions[i].0.spec.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                source,
+            };
+            let scores = LinearScorer::new(&models)
+                .and_then(|scorer| scorer.predict_proba(&x))
+                .map_err(block_err)?;
+            for (j, &i) in block.iter().enumerate() {
+                let (s, c) = &champions[i];
+                let (result, outcome) = finish(s, c, ctx, m, scores.column(j)).await?;
+                outcomes.insert(s.spec.name.clone(), outcome);
+                members.insert(s.spec.name.clone(), result);
+                progress.update("score", outcomes.len() as u64);
+            }
+        }
+    }
+    // Other flavors, one by one.
+    for (s, c) in &champions {
+        let Loaded::Other(model) = &c.model else {
+            continue;
+        };
+        let Some((ctx, m)) = snapshots.get(&s.spec.feature_set) else {
+            continue;
+        };
+        let name = &s.spec.name;
+        let x = aligned_matrix(m, model.feature_names(), name)?;
+        let scores = model
+            .predict_proba(&x)
+            .map_err(|source| PipelineError::Model {
+                segment: name.clone(),
+                source,
+            })?;
+        let (result, outcome) = finish(s, c, ctx, m, scores).await?;
+        outcomes.insert(name.clone(), outcome);
         members.insert(name.clone(), result);
         progress.update("score", outcomes.len() as u64);
     }
@@ -211,15 +269,18 @@ pub async fn score(
             let set = evaluate(expr, &members, &universe).map_err(PipelineError::InvalidInput)?;
             let mut users: Vec<(String, f64)> = set.into_iter().map(|u| (u, 1.0)).collect();
             users.sort_by(|a, b| a.0.cmp(&b.0));
-            outcomes.push(ScoreOutcome {
-                segment: s.spec.name.clone(),
-                as_of: date.unwrap_or_default(),
-                model_version: None,
-                eligible: universe.len(),
-                members: users.len(),
-                threshold: None,
-                skipped: None,
-            });
+            outcomes.insert(
+                s.spec.name.clone(),
+                ScoreOutcome {
+                    segment: s.spec.name.clone(),
+                    as_of: date.unwrap_or_default(),
+                    model_version: None,
+                    eligible: universe.len(),
+                    members: users.len(),
+                    threshold: None,
+                    skipped: None,
+                },
+            );
             members.insert(
                 s.spec.name.clone(),
                 Members {
@@ -230,6 +291,11 @@ pub async fn score(
             );
         }
     }
+    // Outcomes in the order the segments were given.
+    let outcomes: Vec<ScoreOutcome> = segments
+        .iter()
+        .filter_map(|s| outcomes.remove(&s.spec.name))
+        .collect();
     let Some(date) = date else {
         progress.finish("score", "nothing to score");
         return Ok((outcomes, None));
@@ -244,6 +310,72 @@ pub async fn score(
         ),
     );
     Ok((outcomes, version))
+}
+
+/// Eligibility and the output rule applied to one model segment's scores (aligned with the
+/// snapshot's users): its memberships and outcome.
+async fn finish(
+    s: &ResolvedSegment,
+    champion: &Champion,
+    ctx: &spire_lake::datafusion::prelude::SessionContext,
+    m: &FeatureMatrix,
+    scores: Vec<f64>,
+) -> Result<(Members, ScoreOutcome)> {
+    let name = &s.spec.name;
+    let SegmentKind::Model(spec) = &s.spec.kind else {
+        return Err(PipelineError::InvalidInput(format!(
+            "segment `{name}` is not a model segment"
+        )));
+    };
+    let version = &champion.version;
+    let eligible: Option<HashSet<String>> = match &spec.eligibility {
+        Some(p) => Some(dataset::eligible(ctx, m.as_of, p, name).await?),
+        None => None,
+    };
+    let mut scored: Vec<(String, f64)> = m
+        .user_ids
+        .iter()
+        .zip(scores)
+        .filter(|(u, _)| eligible.as_ref().is_none_or(|e| e.contains(*u)))
+        .map(|(u, p)| (u.clone(), p))
+        .collect();
+    let n = scored.len();
+    let all_scores = s.spec.output.write_scores.then(|| scored.clone());
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let keep = match s.spec.output.threshold {
+        Threshold::TopFraction(f) => ((n as f64) * f).ceil() as usize,
+        Threshold::MinScore(t) => scored.iter().take_while(|(_, p)| *p >= t).count(),
+        Threshold::TargetSize(size) => usize::try_from(size).unwrap_or(usize::MAX),
+        Threshold::MinPrecision(_) => {
+            let Some(t) = version.signature["threshold"]["score"].as_f64() else {
+                return Err(PipelineError::InvalidInput(format!(
+                    "segment `{name}`: output.min_precision needs the score threshold chosen \
+                     at training, but champion v{} has none (trained under another output \
+                     rule); retrain with `spire run {name}`",
+                    version.version
+                )));
+            };
+            scored.iter().take_while(|(_, p)| *p >= t).count()
+        }
+    };
+    scored.truncate(keep.min(n));
+    let outcome = ScoreOutcome {
+        segment: name.clone(),
+        as_of: m.as_of,
+        model_version: Some(version.version),
+        eligible: n,
+        members: scored.len(),
+        threshold: scored.last().map(|u| u.1),
+        skipped: None,
+    };
+    Ok((
+        Members {
+            users: scored,
+            model_version: Some(version.version),
+            all_scores,
+        },
+        outcome,
+    ))
 }
 
 fn evaluate(

@@ -541,7 +541,7 @@ async fn start_run(
     params.insert("label".to_string(), format!("{:?}", spec.label));
     params.insert("trainer".to_string(), "fused".to_string());
     params.insert("fused_family_size".to_string(), family_size.to_string());
-    let mut tags = BTreeMap::new();
+    let mut tags = crate::recovery::process_tags(ws);
     tags.insert("family".to_string(), s.family.clone());
     Ok(ws
         .registry
@@ -724,14 +724,21 @@ pub fn save_artifact(
     Ok(format!("file://{}", path.display()))
 }
 
-/// Loads an artifact from a URI written by [`save_artifact`].
-pub fn load_artifact(uri: &str, segment: &str) -> Result<Box<dyn Predictor>> {
+/// Reads an artifact from a URI written by [`save_artifact`].
+pub fn read_artifact(uri: &str, segment: &str) -> Result<Artifact> {
     let path = uri.strip_prefix("file://").unwrap_or(uri);
     let bytes = std::fs::read(path).map_err(|e| PipelineError::io(path, e))?;
-    let model_err = |source| PipelineError::Model {
+    Artifact::from_bytes(&bytes).map_err(|source| PipelineError::Model {
         segment: segment.into(),
         source,
-    };
-    let artifact = Artifact::from_bytes(&bytes).map_err(model_err)?;
-    spire_ml::load_predictor(&artifact).map_err(model_err)
+    })
+}
+
+/// Loads the model of an artifact from a URI written by [`save_artifact`].
+pub fn load_artifact(uri: &str, segment: &str) -> Result<Box<dyn Predictor>> {
+    let artifact = read_artifact(uri, segment)?;
+    spire_ml::load_predictor(&artifact).map_err(|source| PipelineError::Model {
+        segment: segment.into(),
+        source,
+    })
 }

@@ -230,7 +230,7 @@ kind = "model"
 feature_set = "behaviour"
 label = { kind = "future_events", where = "category = 'gadgets'", min_count = 2, horizon_days = 7 }
 model = { l2 = 0.001, l1 = 0.002 }
-output = { target_size = 25 }
+output = { target_size = 25, write_scores = true }
 
 [[segment]]
 name = "gadgets-precise"
@@ -287,6 +287,56 @@ space = { l2 = { log_uniform = [1e-5, 1.0] } }
         coefs.iter().any(|c| c.as_f64() == Some(0.0)),
         "L1 zeroes some coefficients"
     );
+
+    // Scoring serves a feature set's logistic champions with one f32 product: every user's
+    // written score agrees with the champion's own (f64) prediction on the snapshot.
+    let (fctx, fv) = spire_features::dataset::features_session(&ws.lake, "behaviour")
+        .await
+        .unwrap();
+    let as_of = spire_features::dataset::latest_as_of(&fctx)
+        .await
+        .unwrap()
+        .unwrap();
+    let snap = spire_features::dataset::load(&fctx, "behaviour", fv, as_of)
+        .await
+        .unwrap();
+    let idx: Vec<usize> = model
+        .feature_names()
+        .iter()
+        .map(|n| snap.columns.iter().position(|c| c == n).unwrap())
+        .collect();
+    let ncol = snap.columns.len();
+    let data: Vec<f64> = (0..snap.user_ids.len())
+        .flat_map(|r| idx.iter().map(move |i| (r, *i)))
+        .map(|(r, i)| snap.values[r * ncol + i])
+        .collect();
+    let x = spire_ml::Matrix::new(snap.user_ids.len(), idx.len(), data).unwrap();
+    let own: std::collections::HashMap<&str, f64> = snap
+        .user_ids
+        .iter()
+        .map(String::as_str)
+        .zip(model.predict_proba(&x).unwrap())
+        .collect();
+    let ctx = ws.lake.session();
+    ws.lake.register_all(&ctx).await.unwrap();
+    let written = Lake::query(
+        &ctx,
+        "SELECT user_id, score FROM scores WHERE segment = 'gadgets-audience-25'",
+    )
+    .await
+    .unwrap();
+    let mut n_written = 0;
+    for b in &written {
+        let users = spire_lake::columns::strings(b, "user_id").unwrap();
+        let scores = spire_lake::columns::floats(b, "score").unwrap();
+        for (u, p) in users.iter().zip(scores.iter()) {
+            let (u, p) = (u.unwrap(), p.unwrap());
+            let gap = (own[u] - p).abs();
+            assert!(gap < 1e-5, "user {u}: written {p}, champion {}", own[u]);
+            n_written += 1;
+        }
+    }
+    assert_eq!(n_written, scored("gadgets-audience-25").eligible);
 
     // min_precision: the cut chosen on held-out users is versioned with the model, recorded
     // with the run, and applied by scoring.
@@ -388,4 +438,114 @@ space = { l2 = { log_uniform = [1e-5, 1.0] } }
         );
         assert!(eligible < all);
     }
+
+    // Tracking of the invocation itself: a pipeline run whose id tags the `segments` commit
+    // it made, and parent of every training run it started.
+    use spire_pipeline::recovery::{self, PARENT_TAG, PROCESS_TAG, RUN_ID_TAG};
+    use spire_registry::{NewRun, RunStatus};
+    let pipeline_run = ws.registry.get_run(&summary.run_id).await.unwrap();
+    assert_eq!(pipeline_run.status, RunStatus::Finished);
+    assert_eq!(
+        ws.lake
+            .find_tagged_commit("segments", RUN_ID_TAG, &summary.run_id)
+            .await
+            .unwrap(),
+        summary.segments_version
+    );
+    for t in &summary.trained {
+        let r = ws.registry.get_run(&t.run_id).await.unwrap();
+        assert_eq!(r.tags.get(PARENT_TAG), Some(&summary.run_id));
+    }
+
+    // Runs left half-done by a killed process: settled from what the lake and registry hold.
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ticks = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_string();
+    child.wait().unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let dead = format!("{}:{pid}:{ticks}", host.trim());
+    let new_run = |segment: &str, kind: Option<&str>, process: &str| NewRun {
+        segment: segment.into(),
+        experiment: recovery::PIPELINE_EXPERIMENT.into(),
+        params: Default::default(),
+        tags: [(PROCESS_TAG.to_string(), process.to_string())]
+            .into_iter()
+            .chain(kind.map(|k| (recovery::KIND_TAG.to_string(), k.to_string())))
+            .collect(),
+        inputs: Vec::new(),
+        config_hash: String::new(),
+        spire_version: String::new(),
+        git_commit: None,
+    };
+    // Killed after its segments commit: the commit carries its id.
+    let committed = ws
+        .registry
+        .create_run(new_run("*", Some("pipeline"), &dead))
+        .await
+        .unwrap();
+    let tagged = Workspace {
+        lake: ws.lake.tagged([(RUN_ID_TAG, committed.as_str())]),
+        ..ws.clone()
+    };
+    let all = spire_pipeline::segments::resolve(&ws).await.unwrap();
+    let rules = spire_pipeline::segments::select(&all, &["reads-gadgets".to_string()]).unwrap();
+    let (_, v) = spire_pipeline::stages::score::score(&tagged, &rules, None, &Quiet)
+        .await
+        .unwrap();
+    // Killed before any commit; a training run that never registered; and a run whose
+    // process still lives (this one), which must be left alone.
+    let uncommitted = ws
+        .registry
+        .create_run(new_run("*", Some("pipeline"), &dead))
+        .await
+        .unwrap();
+    let training = ws
+        .registry
+        .create_run(new_run("gadgets-tuned", None, &dead))
+        .await
+        .unwrap();
+    let me = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let my_ticks = me[me.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_string();
+    let live = ws
+        .registry
+        .create_run(new_run(
+            "*",
+            Some("pipeline"),
+            &format!("{}:{}:{my_ticks}", host.trim(), std::process::id()),
+        ))
+        .await
+        .unwrap();
+    let settled = recovery::recover(&ws).await.unwrap();
+    let status_of = |id: &str| {
+        settled
+            .iter()
+            .find(|r| r.run_id == id)
+            .map(|r| (r.status, r.reason.clone()))
+    };
+    let (st, why) = status_of(&committed).unwrap();
+    assert_eq!(st, RunStatus::Finished, "{why}");
+    assert!(why.contains(&format!("version {}", v.unwrap())), "{why}");
+    assert_eq!(status_of(&uncommitted).unwrap().0, RunStatus::Failed);
+    assert_eq!(status_of(&training).unwrap().0, RunStatus::Failed);
+    assert!(
+        status_of(&live).is_none(),
+        "a live process's run is not touched"
+    );
+    assert_eq!(settled.len(), 3);
+    let r = ws.registry.get_run(&uncommitted).await.unwrap();
+    assert_eq!(r.status, RunStatus::Failed);
+    assert!(r.error.unwrap().contains("before its `segments` commit"));
+    assert!(
+        recovery::recover(&ws).await.unwrap().is_empty(),
+        "settled once"
+    );
 }
