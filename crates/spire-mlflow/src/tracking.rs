@@ -393,11 +393,25 @@ fn metric_of(p: &Params) -> ApiResult<Metric> {
     })
 }
 
-/// Changing a param is MLflow's `INVALID_PARAMETER_VALUE`, and the run must exist first.
+/// MLflow's message for a registry error about a run: a missing run is
+/// `RESOURCE_DOES_NOT_EXIST` worded as MLflow words it; the rest map as usual (a changed
+/// param is `INVALID_PARAMETER_VALUE`).
+fn run_error(run_id: &str) -> impl Fn(RegistryError) -> ApiError + '_ {
+    move |e| match e {
+        RegistryError::NotFound { .. } => {
+            ApiError::not_found(format!("Run with id={run_id} not found"))
+        }
+        other => other.into(),
+    }
+}
+
+/// Logs a batch in one registry call (which checks the run exists in the same
+/// transaction, so the hot path of `log-metric` is a single write).
 async fn log(s: &MlflowState, run_id: &str, batch: &LogBatch) -> ApiResult<()> {
-    read_run(s, run_id).await?;
-    s.registry.log_batch(run_id, batch).await?;
-    Ok(())
+    s.registry
+        .log_batch(run_id, batch)
+        .await
+        .map_err(run_error(run_id))
 }
 
 /// Whether two metric points are the same measurement (MLflow stores such a point once).
@@ -421,7 +435,12 @@ async fn without_repeats(
     keys.dedup();
     let mut known = Vec::new();
     for key in keys {
-        known.extend(s.registry.metric_history(run_id, key).await?);
+        known.extend(
+            s.registry
+                .metric_history(run_id, key)
+                .await
+                .map_err(run_error(run_id))?,
+        );
     }
     let mut fresh: Vec<Metric> = Vec::new();
     for m in linked {
@@ -445,7 +464,6 @@ async fn metrics_to_log(s: &MlflowState, run_id: &str, items: &[Params]) -> ApiR
         }
     }
     if !linked.is_empty() {
-        read_run(s, run_id).await?;
         plain.extend(without_repeats(s, run_id, linked).await?);
     }
     Ok(plain)
@@ -604,8 +622,11 @@ pub(crate) async fn metric_history(State(s): State<MlflowState>, p: Params) -> J
     let run_id = p.run_id()?;
     let key = p.str("metric_key")?;
     let page = Page::from_params(&p, 25_000, 25_000)?;
-    read_run(&s, &run_id).await?;
-    let points = s.registry.metric_history(&run_id, &key).await?;
+    let points = s
+        .registry
+        .metric_history(&run_id, &key)
+        .await
+        .map_err(run_error(&run_id))?;
     let (items, next) = page.slice(points);
     let mut body = json!({});
     if !items.is_empty() {
