@@ -87,13 +87,21 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
-    /// Serve the segment lookup API.
+    /// Serve the segment lookup API and the MLflow-compatible tracking API.
+    ///
+    /// MLflow clients point their tracking URI at the server (MLFLOW_TRACKING_URI=http://ADDR).
+    /// The `champion` alias moves through that API only with the admin token.
     ///
     /// Example: spire serve --addr 127.0.0.1:8080 ; curl localhost:8080/v1/users/u0000042/segments
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
+        /// Token that lets MLflow clients move the protected `champion` alias (sent as
+        /// `Authorization: Bearer TOKEN`, e.g. through MLFLOW_TRACKING_TOKEN). Without it
+        /// nobody can move `champion` through the MLflow API.
+        #[arg(long, env = "SPIRE_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
     },
 }
 

@@ -53,8 +53,9 @@ pub use registry::{Backend, Registry};
 pub use search::{RunPage, RunSearch, MAX_SEARCH_RESULTS};
 pub use store::{ModelRegistry, TrackingStore};
 pub use types::{
-    AliasEvent, Experiment, Lifecycle, LogBatch, Metric, ModelVersion, NewRun, RegisteredModel,
-    Run, RunFilter, RunStatus, TableInput, ViewType,
+    AliasEvent, Experiment, Lifecycle, LogBatch, LoggedModel, LoggedModelStatus, Metric,
+    ModelVersion, NewLoggedModel, NewRun, RegisteredModel, Run, RunFilter, RunOutput, RunStatus,
+    TableInput, ViewType,
 };
 
 /// The most entries (metric points, params and tags together) one

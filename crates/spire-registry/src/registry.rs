@@ -10,8 +10,9 @@ use sqlx::{Database, Pool};
 
 use crate::backend::{postgres, sqlite};
 use crate::{
-    AliasEvent, Experiment, LogBatch, Metric, ModelRegistry, ModelVersion, NewRun, RegisteredModel,
-    RegistryError, Run, RunFilter, RunPage, RunSearch, RunStatus, TrackingStore, ViewType,
+    AliasEvent, Experiment, LogBatch, LoggedModel, LoggedModelStatus, Metric, ModelRegistry,
+    ModelVersion, NewLoggedModel, NewRun, RegisteredModel, RegistryError, Run, RunFilter,
+    RunOutput, RunPage, RunSearch, RunStatus, TrackingStore, ViewType,
 };
 
 /// The URL schemes [`Registry::open`] accepts, for error messages.
@@ -230,6 +231,72 @@ impl TrackingStore for Registry {
         version: Option<i64>,
     ) -> Result<Vec<String>, RegistryError> {
         dispatch!(self, s => s.runs_reading(table, version))
+    }
+
+    async fn delete_run(&self, run_id: &str) -> Result<(), RegistryError> {
+        dispatch!(self, s => s.delete_run(run_id))
+    }
+
+    async fn restore_run(&self, run_id: &str) -> Result<(), RegistryError> {
+        dispatch!(self, s => s.restore_run(run_id))
+    }
+
+    async fn create_logged_model(
+        &self,
+        model: NewLoggedModel,
+    ) -> Result<LoggedModel, RegistryError> {
+        dispatch!(self, s => s.create_logged_model(model))
+    }
+
+    async fn get_logged_model(&self, model_id: &str) -> Result<LoggedModel, RegistryError> {
+        dispatch!(self, s => s.get_logged_model(model_id))
+    }
+
+    async fn finalize_logged_model(
+        &self,
+        model_id: &str,
+        status: LoggedModelStatus,
+    ) -> Result<LoggedModel, RegistryError> {
+        dispatch!(self, s => s.finalize_logged_model(model_id, status))
+    }
+
+    async fn set_logged_model_tags(
+        &self,
+        model_id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), RegistryError> {
+        dispatch!(self, s => s.set_logged_model_tags(model_id, tags))
+    }
+
+    async fn delete_logged_model_tag(
+        &self,
+        model_id: &str,
+        key: &str,
+    ) -> Result<(), RegistryError> {
+        dispatch!(self, s => s.delete_logged_model_tag(model_id, key))
+    }
+
+    async fn log_logged_model_params(
+        &self,
+        model_id: &str,
+        params: &BTreeMap<String, String>,
+    ) -> Result<(), RegistryError> {
+        dispatch!(self, s => s.log_logged_model_params(model_id, params))
+    }
+
+    async fn list_logged_models(
+        &self,
+        experiment_ids: &[String],
+    ) -> Result<Vec<LoggedModel>, RegistryError> {
+        dispatch!(self, s => s.list_logged_models(experiment_ids))
+    }
+
+    async fn log_run_outputs(
+        &self,
+        run_id: &str,
+        outputs: &[RunOutput],
+    ) -> Result<(), RegistryError> {
+        dispatch!(self, s => s.log_run_outputs(run_id, outputs))
     }
 }
 

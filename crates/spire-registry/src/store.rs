@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use crate::{
-    AliasEvent, Experiment, LogBatch, Metric, ModelVersion, NewRun, RegisteredModel, RegistryError,
-    Run, RunFilter, RunPage, RunSearch, RunStatus, ViewType,
+    AliasEvent, Experiment, LogBatch, LoggedModel, LoggedModelStatus, Metric, ModelVersion,
+    NewLoggedModel, NewRun, RegisteredModel, RegistryError, Run, RunFilter, RunOutput, RunPage,
+    RunSearch, RunStatus, ViewType,
 };
 
 /// Experiments and runs: what each run read, the params it used, the metrics it measured.
@@ -206,6 +207,79 @@ pub trait TrackingStore: Send + Sync {
         table: &str,
         version: Option<i64>,
     ) -> impl Future<Output = Result<Vec<String>, RegistryError>> + Send;
+
+    /// Soft-deletes a run: it stays readable with [`Lifecycle::Deleted`](crate::Lifecycle),
+    /// leaves searches of active runs ([`ViewType::ActiveOnly`]), and its deletion time is
+    /// kept for garbage collection of its artifacts. Idempotent; an unknown run is
+    /// [`RegistryError::NotFound`].
+    fn delete_run(&self, run_id: &str) -> impl Future<Output = Result<(), RegistryError>> + Send;
+
+    /// Makes a deleted run active again. Idempotent; an unknown run is
+    /// [`RegistryError::NotFound`].
+    fn restore_run(&self, run_id: &str) -> impl Future<Output = Result<(), RegistryError>> + Send;
+
+    /// Creates a logged model (MLflow 3) in status `pending` with its params and tags, in
+    /// one transaction, and returns it with its new id (`m-` and 32 hex digits). An unknown
+    /// experiment or source run is [`RegistryError::NotFound`]; a deleted experiment is
+    /// [`RegistryError::Conflict`].
+    fn create_logged_model(
+        &self,
+        model: NewLoggedModel,
+    ) -> impl Future<Output = Result<LoggedModel, RegistryError>> + Send;
+
+    /// Reads a logged model with its params and tags; an unknown id is
+    /// [`RegistryError::NotFound`].
+    fn get_logged_model(
+        &self,
+        model_id: &str,
+    ) -> impl Future<Output = Result<LoggedModel, RegistryError>> + Send;
+
+    /// Sets a logged model's status to `ready` or `failed` (last write wins; `pending` is
+    /// [`RegistryError::InvalidInput`]) and returns the model.
+    fn finalize_logged_model(
+        &self,
+        model_id: &str,
+        status: LoggedModelStatus,
+    ) -> impl Future<Output = Result<LoggedModel, RegistryError>> + Send;
+
+    /// Sets tags of a logged model (last write wins), all or nothing.
+    fn set_logged_model_tags(
+        &self,
+        model_id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), RegistryError>> + Send;
+
+    /// Removes a tag of a logged model; a tag it does not have is
+    /// [`RegistryError::NotFound`].
+    fn delete_logged_model_tag(
+        &self,
+        model_id: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<(), RegistryError>> + Send;
+
+    /// Logs params of a logged model, all or nothing, with the immutability rule of run
+    /// params (same value: nothing changes; another value: [`RegistryError::Conflict`]).
+    fn log_logged_model_params(
+        &self,
+        model_id: &str,
+        params: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), RegistryError>> + Send;
+
+    /// The logged models of the given experiments (of every experiment when empty), newest
+    /// first.
+    fn list_logged_models(
+        &self,
+        experiment_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<LoggedModel>, RegistryError>> + Send;
+
+    /// Records that run `run_id` output these logged models (each at its step), all or
+    /// nothing. Idempotent: recording the same model at the same step again changes
+    /// nothing. An unknown run or model is [`RegistryError::NotFound`].
+    fn log_run_outputs(
+        &self,
+        run_id: &str,
+        outputs: &[RunOutput],
+    ) -> impl Future<Output = Result<(), RegistryError>> + Send;
 }
 
 /// Registered models, their immutable versions, and movable aliases with an audit log.

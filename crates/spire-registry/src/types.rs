@@ -241,6 +241,9 @@ pub struct Run {
     pub tags: BTreeMap<String, String>,
     /// The latest value of each metric: highest step, then latest timestamp, then last logged.
     pub metrics: BTreeMap<String, f64>,
+    /// The latest point of each metric (the same order as `metrics`), with its step and
+    /// timestamp.
+    pub latest_metrics: BTreeMap<String, Metric>,
     /// The Delta table versions it read, in the order given at creation.
     pub inputs: Vec<TableInput>,
     /// Hash of the resolved configuration.
@@ -255,6 +258,109 @@ pub struct Run {
     pub ended_at: Option<DateTime<Utc>>,
     /// The error message of a failed run.
     pub error: Option<String>,
+    /// Active, or soft-deleted by [`TrackingStore::delete_run`](crate::TrackingStore::delete_run).
+    pub lifecycle: Lifecycle,
+    /// The logged models the run output, in the order they were logged.
+    pub outputs: Vec<RunOutput>,
+}
+
+/// A logged model a run output, at a step; see [`TrackingStore::log_run_outputs`].
+///
+/// [`TrackingStore::log_run_outputs`]: crate::TrackingStore::log_run_outputs
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RunOutput {
+    /// The logged model's id.
+    pub model_id: String,
+    /// The step the run was at when it output the model.
+    pub step: i64,
+}
+
+/// Whether a logged model's files are complete (MLflow's `LoggedModelStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoggedModelStatus {
+    /// Created; its files are being uploaded.
+    Pending,
+    /// Its files are complete.
+    Ready,
+    /// Uploading its files failed.
+    Failed,
+}
+
+impl LoggedModelStatus {
+    /// The stored and displayed name: `pending`, `ready` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoggedModelStatus::Pending => "pending",
+            LoggedModelStatus::Ready => "ready",
+            LoggedModelStatus::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for LoggedModelStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for LoggedModelStatus {
+    type Err = RegistryError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pending" => Ok(LoggedModelStatus::Pending),
+            "ready" => Ok(LoggedModelStatus::Ready),
+            "failed" => Ok(LoggedModelStatus::Failed),
+            other => Err(RegistryError::InvalidInput(format!(
+                "unknown logged model status {other:?}; expected pending, ready or failed"
+            ))),
+        }
+    }
+}
+
+/// What a caller knows when it logs a model; see [`TrackingStore::create_logged_model`].
+///
+/// [`TrackingStore::create_logged_model`]: crate::TrackingStore::create_logged_model
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewLoggedModel {
+    /// The experiment it belongs to (by id).
+    pub experiment_id: String,
+    /// Its name within the run (e.g. `model`).
+    pub name: String,
+    /// The run that logs it, if any (it must exist).
+    pub source_run_id: Option<String>,
+    /// A free-form type (e.g. `agent`); may be empty.
+    pub model_type: String,
+    /// Params (immutable once logged).
+    pub params: BTreeMap<String, String>,
+    /// Tags (last write wins).
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A model logged by a run (MLflow 3's `LoggedModel`), registrable as a model version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedModel {
+    /// `m-` followed by 32 lowercase hex digits.
+    pub model_id: String,
+    /// The experiment it belongs to.
+    pub experiment_id: String,
+    /// Its name within the run.
+    pub name: String,
+    /// The run that logged it, if any.
+    pub source_run_id: Option<String>,
+    /// A free-form type; may be empty.
+    pub model_type: String,
+    /// Pending until its files are complete.
+    pub status: LoggedModelStatus,
+    /// Params.
+    pub params: BTreeMap<String, String>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// When it was created (millisecond precision).
+    pub created_at: DateTime<Utc>,
+    /// When its status, params or tags last changed.
+    pub updated_at: DateTime<Utc>,
 }
 
 /// Which runs [`TrackingStore::list_runs`] returns (newest first).

@@ -1,6 +1,8 @@
-//! Spire's HTTP server: segment lookup for ad servers and apps.
+//! Spire's HTTP server: segment lookup for ad servers and apps, and (when given an
+//! [`MlflowState`]) the MLflow-compatible tracking and registry API of `spire-mlflow` under
+//! `/api/2.0/mlflow/...`, `/ajax-api/2.0/mlflow/...` and `/api/2.0/mlflow-artifacts/...`.
 //!
-//! Routes:
+//! Segment routes:
 //! - `GET /healthz` — liveness plus what is loaded;
 //! - `GET /v1/users/{user_id}/segments` — the user's segments with score and model version
 //!   (an unknown user gets an empty list, not a 404: "no segments" is a valid answer);
@@ -19,6 +21,8 @@ use serde_json::json;
 use spire_core::ErrorKind;
 use spire_lake::Lake;
 use spire_pipeline::index::SegmentIndex;
+
+pub use spire_mlflow::MlflowState;
 
 /// Shared server state: the lake and the loaded index (swapped atomically on reload).
 #[derive(Clone)]
@@ -112,11 +116,25 @@ async fn reload(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
     Ok(Json(json!({"reloaded": true, "segments_version": version})))
 }
 
-/// Serves `router(state)` on `addr` until Ctrl-C.
-pub async fn serve(addr: SocketAddr, state: AppState) -> std::io::Result<()> {
+/// The segment API, plus the MLflow-compatible API when `mlflow` is given (unknown paths
+/// then answer MLflow's `ENDPOINT_NOT_FOUND` error body).
+pub fn app(state: AppState, mlflow: Option<MlflowState>) -> Router {
+    let segments = router(state);
+    match mlflow {
+        Some(mlflow) => segments.merge(spire_mlflow::router(mlflow)),
+        None => segments,
+    }
+}
+
+/// Serves `app(state, mlflow)` on `addr` until Ctrl-C.
+pub async fn serve(
+    addr: SocketAddr,
+    state: AppState,
+    mlflow: Option<MlflowState>,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "spire serve listening");
-    axum::serve(listener, router(state))
+    tracing::info!(%addr, mlflow = mlflow.is_some(), "spire serve listening");
+    axum::serve(listener, app(state, mlflow))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

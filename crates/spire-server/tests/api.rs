@@ -77,3 +77,60 @@ async fn serves_memberships_sizes_and_health() {
     assert_eq!(body["status"], "ok");
     assert_eq!(body["users"], 2);
 }
+
+#[tokio::test]
+async fn serves_the_mlflow_api_next_to_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().join("lake").to_str().unwrap()).unwrap();
+    let day =
+        spire_core::time::days_since_epoch(spire_core::time::parse_date("2026-11-02").unwrap());
+    let batch = RecordBatch::try_new(
+        spire_pipeline::stages::score::segments_schema(),
+        vec![
+            Arc::new(StringArray::from(vec!["u1"])),
+            Arc::new(StringArray::from(vec!["a"])),
+            Arc::new(Float64Array::from(vec![0.9])),
+            Arc::new(Int64Array::from(vec![Some(3)])),
+            Arc::new(Date32Array::from(vec![day])),
+        ],
+    )
+    .unwrap();
+    lake.append("segments", vec![batch], &["as_of"])
+        .await
+        .unwrap();
+    let url = format!("sqlite://{}", dir.path().join("spire.db").display());
+    let registry = spire_registry::Registry::open(&url).await.unwrap();
+    let mlflow = spire_server::MlflowState::new(
+        registry,
+        spire_mlflow::ArtifactRoot::new(dir.path().join("artifacts")),
+    );
+    let app = spire_server::app(
+        spire_server::AppState::load(lake).await.unwrap(),
+        Some(mlflow),
+    );
+
+    let (s, body) = get(&app, "/v1/users/u1/segments").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body["segments"][0]["segment"], "a");
+    let res = app
+        .clone()
+        .oneshot(
+            Request::post("/api/2.0/mlflow/experiments/create")
+                .header("Content-Type", "application/json")
+                .body(Body::from(r#"{"name": "sports"}"#))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let (s, body) = get(
+        &app,
+        "/api/2.0/mlflow/experiments/get-by-name?experiment_name=sports",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body["experiment"]["name"], "sports");
+    let (s, body) = get(&app, "/nowhere").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(body["error_code"], "ENDPOINT_NOT_FOUND");
+}

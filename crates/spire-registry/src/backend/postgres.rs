@@ -13,6 +13,9 @@ use crate::error::{DbContext, RegistryError};
 
 // The shared SQL, compiled again for this backend's types (see `backend/mod.rs`).
 #[allow(clippy::duplicate_mod)]
+#[path = "sql/logged_models.rs"]
+mod logged_models;
+#[allow(clippy::duplicate_mod)]
 #[path = "sql/models.rs"]
 mod models;
 #[allow(clippy::duplicate_mod)]

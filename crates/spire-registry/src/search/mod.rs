@@ -36,7 +36,7 @@ pub const MAX_SEARCH_RESULTS: usize = 10_000;
 ///   `attributes.start_time >= 1700000000000` (alias `created`) and `attributes.end_time`
 ///   (milliseconds since the epoch; running runs have no end time), and the text attributes
 ///   `run_id`, `segment`, `experiment`, `experiment_id`, `config_hash`, `spire_version`,
-///   `git_commit`.
+///   `git_commit` and `run_name` (the run's `mlflow.runName` tag).
 ///
 /// Entities may be written singular (`metric`, `param`, `tag`) and `attributes` as
 /// `attribute`, `attr` or `run`. Keys holding characters other than letters, digits, `_`
@@ -58,7 +58,8 @@ pub struct RunSearch {
     pub filter: String,
     /// Ordering terms, most significant first.
     pub order_by: Vec<String>,
-    /// Runs of active, deleted or all experiments (default: active).
+    /// Active runs (the default), deleted ones, or all; a run counts as deleted when it or
+    /// its experiment is.
     pub view: ViewType,
     /// Page size, 1 to [`MAX_SEARCH_RESULTS`]; defaults to 100.
     pub max_results: usize,

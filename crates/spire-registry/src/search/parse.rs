@@ -54,10 +54,12 @@ pub(crate) enum Attribute {
     SpireVersion,
     /// `git_commit`.
     GitCommit,
+    /// `run_name`: the run's `mlflow.runName` tag (how MLflow clients name runs).
+    RunName,
 }
 
 const ATTRIBUTES: &str = "status, start_time (or created), end_time, run_id, segment, \
-                          experiment, experiment_id, config_hash, spire_version, git_commit";
+                          experiment, experiment_id, config_hash, spire_version, git_commit, run_name";
 
 impl Attribute {
     fn parse(name: &str) -> Option<Attribute> {
@@ -72,6 +74,7 @@ impl Attribute {
             "config_hash" => Attribute::ConfigHash,
             "spire_version" => Attribute::SpireVersion,
             "git_commit" => Attribute::GitCommit,
+            "run_name" => Attribute::RunName,
             _ => return None,
         })
     }

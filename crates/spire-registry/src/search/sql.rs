@@ -179,6 +179,9 @@ fn attribute_column(a: Attribute) -> &'static str {
         Attribute::ConfigHash => "r.config_hash",
         Attribute::SpireVersion => "r.spire_version",
         Attribute::GitCommit => "r.git_commit",
+        Attribute::RunName => {
+            "(SELECT n.value FROM tags n WHERE n.run_id = r.run_id AND n.key = 'mlflow.runName')"
+        }
     }
 }
 
@@ -207,8 +210,13 @@ pub(crate) fn search_sql(dialect: Dialect, select: &str, search: &ValidSearch) -
     };
     let mut conditions = Vec::new();
     match search.view {
-        ViewType::ActiveOnly => conditions.push("e.lifecycle = 'active'".to_string()),
-        ViewType::DeletedOnly => conditions.push("e.lifecycle = 'deleted'".to_string()),
+        // A run is deleted when it or its experiment is.
+        ViewType::ActiveOnly => {
+            conditions.push("e.lifecycle = 'active' AND r.lifecycle = 'active'".to_string())
+        }
+        ViewType::DeletedOnly => {
+            conditions.push("(e.lifecycle = 'deleted' OR r.lifecycle = 'deleted')".to_string())
+        }
         ViewType::All => {}
     }
     if !search.experiment_ids.is_empty() {

@@ -9,6 +9,7 @@
 
 mod concurrency;
 mod experiments;
+mod logged_models;
 mod models;
 mod postgres;
 mod reliability;

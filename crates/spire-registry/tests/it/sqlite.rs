@@ -79,6 +79,13 @@ async fn version_1_databases_upgrade_in_place() {
         .unwrap();
     assert_eq!(old.metrics["auc"], 0.75);
     assert_eq!(old.git_commit, None);
+    assert_eq!(
+        old.lifecycle,
+        Lifecycle::Active,
+        "version 3 makes old runs active"
+    );
+    assert!(old.outputs.is_empty());
+    assert_eq!(old.latest_metrics["auc"].step, 0);
     let daily = reg.get_experiment_by_name("daily").await.unwrap();
     assert_eq!(daily.experiment_id.len(), 32);
     assert_eq!(old.experiment_id, daily.experiment_id);

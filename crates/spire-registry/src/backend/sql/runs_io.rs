@@ -10,7 +10,9 @@ use super::{Conn, Db};
 use crate::backend::{decode_metric, encode_metric, new_id, placeholders, value_rows};
 use crate::check::{check_name, to_time, to_time_opt};
 use crate::error::{DbContext, RegistryError};
-use crate::{Experiment, Lifecycle, LogBatch, Metric, NewRun, Run, RunStatus, TableInput};
+use crate::{
+    Experiment, Lifecycle, LogBatch, Metric, NewRun, Run, RunOutput, RunStatus, TableInput,
+};
 
 /// Rows per multi-row `INSERT` (at most 5 binds each: well under both databases' limits).
 const INSERT_CHUNK: usize = 200;
@@ -19,8 +21,8 @@ pub(super) const IN_CHUNK: usize = 500;
 
 /// The columns of [`RunRow`], from `runs r JOIN experiments e`.
 pub(super) const RUN_SELECT: &str = "SELECT r.run_id, r.experiment, e.experiment_id, r.segment, \
-     r.status, r.config_hash, r.spire_version, r.git_commit, r.started_at, r.ended_at, r.error \
-     FROM runs r JOIN experiments e ON e.name = r.experiment";
+     r.status, r.config_hash, r.spire_version, r.git_commit, r.started_at, r.ended_at, r.error, \
+     r.lifecycle FROM runs r JOIN experiments e ON e.name = r.experiment";
 
 /// A `runs` row as stored, with its experiment's id.
 #[derive(sqlx::FromRow)]
@@ -36,6 +38,7 @@ pub(super) struct RunRow {
     started_at: i64,
     ended_at: Option<i64>,
     error: Option<String>,
+    lifecycle: String,
 }
 
 /// What a run logged, loaded from the child tables.
@@ -43,8 +46,9 @@ pub(super) struct RunRow {
 pub(super) struct Children {
     params: BTreeMap<String, String>,
     tags: BTreeMap<String, String>,
-    metrics: BTreeMap<String, f64>,
+    latest: BTreeMap<String, Metric>,
     inputs: Vec<TableInput>,
+    outputs: Vec<RunOutput>,
 }
 
 /// The columns of [`ExperimentRow`].
@@ -371,18 +375,18 @@ pub(super) async fn load_children(
         out.entry(run_id).or_default().tags.insert(key, value);
     }
     let sql = format!(
-        "SELECT run_id, key, value FROM (\
-           SELECT run_id, key, value, ROW_NUMBER() OVER (\
+        "SELECT run_id, key, value, step, timestamp FROM (\
+           SELECT run_id, key, value, step, timestamp, ROW_NUMBER() OVER (\
              PARTITION BY run_id, key ORDER BY step DESC, timestamp DESC, id DESC) AS rn \
            FROM metrics WHERE run_id IN ({list})) AS latest \
          WHERE rn = 1"
     );
-    for (run_id, key, value) in fetch_for::<(String, String, Option<f64>)>(conn, sql, run_ids)
-        .await
-        .db(ctx)?
+    type Latest = (String, String, Option<f64>, i64, i64);
+    for (run_id, key, value, step, timestamp) in
+        fetch_for::<Latest>(conn, sql, run_ids).await.db(ctx)?
     {
-        let value = decode_metric(value);
-        out.entry(run_id).or_default().metrics.insert(key, value);
+        let metric = into_metric(&run_id, &key, (value, step, timestamp))?;
+        out.entry(run_id).or_default().latest.insert(key, metric);
     }
     let sql = format!(
         "SELECT run_id, table_name, version FROM run_inputs WHERE run_id IN ({list}) \
@@ -396,6 +400,20 @@ pub(super) async fn load_children(
             .or_default()
             .inputs
             .push(TableInput { table, version });
+    }
+    let sql = format!(
+        "SELECT o.run_id, o.model_id, o.step FROM run_outputs o \
+         JOIN logged_models m ON m.model_id = o.model_id \
+         WHERE o.run_id IN ({list}) ORDER BY o.run_id, m.id, o.step"
+    );
+    for (run_id, model_id, step) in fetch_for::<(String, String, i64)>(conn, sql, run_ids)
+        .await
+        .db(ctx)?
+    {
+        out.entry(run_id)
+            .or_default()
+            .outputs
+            .push(RunOutput { model_id, step });
     }
     Ok(out)
 }
@@ -437,7 +455,15 @@ pub(super) async fn with_children(
 
 fn into_run(row: RunRow, logged: Children) -> Result<Run, RegistryError> {
     let id = row.run_id.as_str();
+    let lifecycle: Lifecycle = row.lifecycle.parse().map_err(|_| {
+        RegistryError::corrupt(format!(
+            "run {id} has unknown lifecycle {:?}",
+            row.lifecycle
+        ))
+    })?;
     Ok(Run {
+        lifecycle,
+        outputs: logged.outputs,
         status: parse_status(&row.status, id)?,
         started_at: to_time(row.started_at, || format!("started_at of run {id}"))?,
         ended_at: to_time_opt(row.ended_at, || format!("ended_at of run {id}"))?,
@@ -447,7 +473,12 @@ fn into_run(row: RunRow, logged: Children) -> Result<Run, RegistryError> {
         segment: row.segment,
         params: logged.params,
         tags: logged.tags,
-        metrics: logged.metrics,
+        metrics: logged
+            .latest
+            .iter()
+            .map(|(key, m)| (key.clone(), m.value))
+            .collect(),
+        latest_metrics: logged.latest,
         inputs: logged.inputs,
         config_hash: row.config_hash,
         spire_version: row.spire_version,

@@ -16,8 +16,8 @@ use crate::check::{check_name, now_ms, to_time};
 use crate::error::{DbContext, RegistryError};
 use crate::search::{search_sql, Bind, ValidSearch};
 use crate::{
-    Experiment, Lifecycle, LogBatch, Metric, NewRun, Run, RunFilter, RunPage, RunSearch, RunStatus,
-    TrackingStore, ViewType,
+    Experiment, Lifecycle, LogBatch, LoggedModel, LoggedModelStatus, Metric, NewLoggedModel,
+    NewRun, Run, RunFilter, RunOutput, RunPage, RunSearch, RunStatus, TrackingStore, ViewType,
 };
 
 impl TrackingStore for Store {
@@ -417,6 +417,72 @@ impl TrackingStore for Store {
         tx.commit().await.db(ctx)?;
         Ok(ids)
     }
+
+    async fn delete_run(&self, run_id: &str) -> Result<(), RegistryError> {
+        self.set_run_lifecycle(run_id, Lifecycle::Deleted).await
+    }
+
+    async fn restore_run(&self, run_id: &str) -> Result<(), RegistryError> {
+        self.set_run_lifecycle(run_id, Lifecycle::Active).await
+    }
+
+    async fn create_logged_model(
+        &self,
+        model: NewLoggedModel,
+    ) -> Result<LoggedModel, RegistryError> {
+        self.insert_logged_model(model).await
+    }
+
+    async fn get_logged_model(&self, model_id: &str) -> Result<LoggedModel, RegistryError> {
+        self.read_logged_model(model_id).await
+    }
+
+    async fn finalize_logged_model(
+        &self,
+        model_id: &str,
+        status: LoggedModelStatus,
+    ) -> Result<LoggedModel, RegistryError> {
+        self.set_logged_model_status(model_id, status).await
+    }
+
+    async fn set_logged_model_tags(
+        &self,
+        model_id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), RegistryError> {
+        self.put_logged_model_tags(model_id, tags).await
+    }
+
+    async fn delete_logged_model_tag(
+        &self,
+        model_id: &str,
+        key: &str,
+    ) -> Result<(), RegistryError> {
+        self.remove_logged_model_tag(model_id, key).await
+    }
+
+    async fn log_logged_model_params(
+        &self,
+        model_id: &str,
+        params: &BTreeMap<String, String>,
+    ) -> Result<(), RegistryError> {
+        self.put_logged_model_params(model_id, params).await
+    }
+
+    async fn list_logged_models(
+        &self,
+        experiment_ids: &[String],
+    ) -> Result<Vec<LoggedModel>, RegistryError> {
+        self.read_logged_models(experiment_ids).await
+    }
+
+    async fn log_run_outputs(
+        &self,
+        run_id: &str,
+        outputs: &[RunOutput],
+    ) -> Result<(), RegistryError> {
+        self.put_run_outputs(run_id, outputs).await
+    }
 }
 
 impl Store {
@@ -482,6 +548,35 @@ impl Store {
                 "experiment with id {experiment_id}"
             ))),
         }
+    }
+
+    /// Moves a run to `lifecycle` (idempotent), stamping `deleted_at` on deletion.
+    async fn set_run_lifecycle(
+        &self,
+        run_id: &str,
+        lifecycle: Lifecycle,
+    ) -> Result<(), RegistryError> {
+        let ctx = || format!("marking run {run_id} {lifecycle}");
+        let mut tx = self.begin_write().await.db(ctx)?;
+        let deleted_at = (lifecycle == Lifecycle::Deleted).then(now_ms);
+        let changed = sqlx::query(
+            "UPDATE runs SET lifecycle = $2, deleted_at = $3 WHERE run_id = $1 AND lifecycle <> $2",
+        )
+        .bind(run_id)
+        .bind(lifecycle.as_str())
+        .bind(deleted_at)
+        .execute(&mut *tx)
+        .await
+        .db(ctx)?
+        .rows_affected();
+        if changed == 0 {
+            require_run(&mut tx, run_id).await?;
+            tx.rollback().await.db(ctx)?;
+            return Ok(());
+        }
+        tx.commit().await.db(ctx)?;
+        tracing::info!(run_id, lifecycle = %lifecycle, "changed run lifecycle");
+        Ok(())
     }
 
     /// Stores metric points, params and tags of a run in one transaction: all or nothing.
