@@ -245,6 +245,9 @@ pub enum MlCommand {
     /// stay numeric, everything else is one-hot encoded, missing numbers are imputed).
     ///
     /// Example: spire ml evaluate --data bank-full.csv --label y --drop duration --cv 5
+    ///
+    /// Example: spire ml evaluate --data bank.csv --label y --fold-column fold
+    /// --algorithm gbdt --params learning_rate=0.05,n_estimators=300
     Evaluate(EvaluateArgs),
 }
 
@@ -269,12 +272,17 @@ pub struct EvaluateArgs {
     /// Algorithm params, e.g. `l2=0.001,max_iter=200`.
     #[arg(long, value_name = "K=V,...", default_value = "")]
     pub params: String,
-    /// Number of stratified folds.
-    #[arg(long = "cv", default_value_t = 5)]
-    pub folds: usize,
+    /// Number of stratified folds (default 5).
+    #[arg(long = "cv", value_name = "K")]
+    pub folds: Option<usize>,
     /// Seed of the fold assignment.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Read each row's fold from this column (integers or labels, one distinct value per
+    /// fold) instead of making stratified folds, e.g. to compare with another tool on the
+    /// same folds. The column is not a feature.
+    #[arg(long, value_name = "COLUMN")]
+    pub fold_column: Option<String>,
     /// Field delimiter of a text file (sniffed from the header when omitted).
     #[arg(long, value_name = "CHAR")]
     pub delimiter: Option<char>,

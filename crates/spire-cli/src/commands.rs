@@ -672,6 +672,7 @@ async fn ml_evaluate(cli: &Cli, a: &EvaluateArgs, progress: &dyn Progress) -> Re
         params,
         folds: a.folds,
         seed: a.seed,
+        fold_column: a.fold_column.clone(),
         delimiter,
         preprocess: spire_ml::PreprocessParams {
             log1p: a.log1p.clone(),
@@ -694,12 +695,16 @@ async fn ml_evaluate(cli: &Cli, a: &EvaluateArgs, progress: &dyn Progress) -> Re
         report.categorical_columns,
         report.encoded_features
     );
+    let folds = match &report.fold_column {
+        Some(c) => format!(
+            "{}-fold cross-validation on column {c:?}",
+            report.cv.n_folds()
+        ),
+        None => format!("{}-fold stratified cross-validation", report.cv.n_folds()),
+    };
     println!(
-        "{} {} — {}-fold stratified cross-validation, {:.1} s",
-        report.algorithm,
-        report.params,
-        report.cv.n_folds(),
-        report.seconds
+        "{} {} — {folds}, {:.1} s",
+        report.algorithm, report.params, report.seconds
     );
     let rows: Vec<Vec<String>> = report
         .cv

@@ -171,6 +171,138 @@ fn ml_evaluate_bad_input_exits_2_naming_the_problem() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("l2 = -1: must be >= 0"));
 }
 
+/// A small table with a fold column: `y` is true when `x` is above 0.5 or `x` is missing
+/// and `channel` is "b"; `fold` deals rows to folds 1..=4 within each class.
+fn fold_table(dir: &std::path::Path, fold: impl Fn(usize, bool) -> String) -> String {
+    let mut csv = String::from("x,channel,fold,y\n");
+    let (mut pos, mut neg) = (0, 0);
+    for i in 0..400 {
+        let missing = i % 10 == 3;
+        let x = (i * 37 % 100) as f64 / 100.0;
+        let channel = ["a", "b", "c"][i % 3];
+        let y = if missing { channel == "b" } else { x > 0.5 };
+        let n = if y { &mut pos } else { &mut neg };
+        let f = fold(*n, y);
+        *n += 1;
+        let x = if missing {
+            String::new()
+        } else {
+            x.to_string()
+        };
+        csv.push_str(&format!("{x},{channel},{f},{y}\n"));
+    }
+    let path = dir.join("folds.csv");
+    std::fs::write(&path, csv).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn ml_evaluate_gbdt_on_a_fold_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = fold_table(dir.path(), |n, _| (n % 4 + 1).to_string());
+    let model = dir.path().join("gbdt.json");
+    let out = spire(&[
+        "--json",
+        "ml",
+        "evaluate",
+        "--data",
+        &data,
+        "--label",
+        "y",
+        "--fold-column",
+        "fold",
+        "--algorithm",
+        "gbdt",
+        "--params",
+        "n_estimators=30,learning_rate=0.2,max_depth=3,min_leaf_weight=0.5",
+        "--save",
+        model.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["algorithm"], "gbdt");
+    assert_eq!(v["fold_column"], "fold");
+    assert_eq!(v["params"]["n_estimators"], 30);
+    // x, x__missing and three channels: the fold column is not a feature.
+    assert_eq!(v["encoded_features"], 5);
+    let auc = &v["cv"]["metrics"][0];
+    assert_eq!(auc["values"].as_array().unwrap().len(), 4);
+    assert!(auc["mean"].as_f64().unwrap() > 0.97, "{auc}");
+    let artifact = spire_ml::Artifact::from_bytes(&std::fs::read(&model).unwrap()).unwrap();
+    assert_eq!(artifact.payload["model"]["flavor"], "gbdt");
+    assert!(!artifact.feature_names.iter().any(|c| c == "fold"));
+
+    // The human form names the fold column.
+    let out = spire(&[
+        "ml",
+        "evaluate",
+        "--data",
+        &data,
+        "--label",
+        "y",
+        "--fold-column",
+        "fold",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("4-fold cross-validation on column \"fold\"")
+    );
+}
+
+#[test]
+fn ml_evaluate_bad_fold_column_exits_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = fold_table(dir.path(), |n, _| (n % 4).to_string());
+    let run = |data: &str, extra: &[&str]| {
+        let mut args = vec!["ml", "evaluate", "--data", data, "--label", "y"];
+        args.extend_from_slice(extra);
+        let out = spire(&args);
+        assert_eq!(out.status.code(), Some(2));
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = run(&good, &["--fold-column", "nosuch"]);
+    assert!(err.contains("no fold column \"nosuch\""), "{err}");
+    let err = run(&good, &["--fold-column", "fold", "--cv", "3"]);
+    assert!(err.contains("--cv 3") && err.contains("4 folds"), "{err}");
+    let err = run(&good, &["--fold-column", "y"]);
+    assert!(err.contains("label column"), "{err}");
+    let sub = tempfile::tempdir().unwrap();
+    let gaps = fold_table(sub.path(), |n, _| {
+        if n == 7 {
+            String::new()
+        } else {
+            (n % 4).to_string()
+        }
+    });
+    let err = run(&gaps, &["--fold-column", "fold"]);
+    assert!(err.contains("no value in fold column \"fold\""), "{err}");
+    let sub = tempfile::tempdir().unwrap();
+    let halves = fold_table(sub.path(), |n, _| format!("{}.5", n % 3));
+    let err = run(&halves, &["--fold-column", "fold"]);
+    assert!(err.contains("must be integers or labels"), "{err}");
+    let sub = tempfile::tempdir().unwrap();
+    let skewed = fold_table(sub.path(), |n, y| {
+        if y {
+            "a".into()
+        } else {
+            ["a", "b"][n % 2].into()
+        }
+    });
+    let err = run(&skewed, &["--fold-column", "fold"]);
+    assert!(
+        err.contains("fold \"b\"") && err.contains("no positive rows"),
+        "{err}"
+    );
+}
+
 #[test]
 fn runs_search_and_manual_promotion_with_audit_log() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod error;
+pub mod gbdt;
 pub mod schema;
 pub mod time;
 pub mod tune;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::artifact::{Fit, Predictor};
 use crate::error::MlError;
+use crate::gbdt::GbdtParams;
 use crate::linear::LogisticRegressionParams;
 use crate::matrix::Matrix;
 
@@ -54,13 +55,22 @@ where
 type Builder = fn(serde_json::Value) -> Result<Box<dyn DynFit>, MlError>;
 
 /// The one registration point for supervised algorithms: `(name, builder)`.
-const ALGORITHMS: &[(&str, Builder)] = &[("logistic_regression", |v| {
-    let params: LogisticRegressionParams = from_json("logistic_regression", v)?;
-    Ok(Box::new(Named {
-        name: "logistic_regression",
-        params: params.validate()?,
-    }))
-})];
+const ALGORITHMS: &[(&str, Builder)] = &[
+    ("logistic_regression", |v| {
+        let params: LogisticRegressionParams = from_json("logistic_regression", v)?;
+        Ok(Box::new(Named {
+            name: "logistic_regression",
+            params: params.validate()?,
+        }))
+    }),
+    ("gbdt", |v| {
+        let params: GbdtParams = from_json("gbdt", v)?;
+        Ok(Box::new(Named {
+            name: "gbdt",
+            params: params.validate()?,
+        }))
+    }),
+];
 
 fn from_json<T: serde::de::DeserializeOwned>(
     algorithm: &str,

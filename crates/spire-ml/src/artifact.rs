@@ -272,6 +272,15 @@ const FLAVORS: &[(&str, u32, Loader)] = &[
             )))
         },
     ),
+    (
+        crate::gbdt::GbdtModel::FLAVOR,
+        crate::gbdt::GbdtModel::FORMAT_VERSION,
+        |a| {
+            Ok(Model::Predictor(Box::new(
+                crate::gbdt::GbdtModel::from_artifact(a)?,
+            )))
+        },
+    ),
     (LightGbmModel::FLAVOR, LightGbmModel::FORMAT_VERSION, |a| {
         Ok(Model::Predictor(Box::new(LightGbmModel::from_artifact(a)?)))
     }),
@@ -371,7 +380,7 @@ mod tests {
     #[test]
     fn unknown_flavor_and_version() {
         let mut a = Artifact {
-            flavor: "gbdt".into(),
+            flavor: "xgboost".into(),
             format_version: 1,
             feature_names: vec![],
             payload: serde_json::Value::Null,

@@ -27,6 +27,7 @@ pub mod error;
 pub mod eval;
 pub mod frame;
 pub mod fused;
+pub mod gbdt;
 pub mod lightgbm;
 mod linalg;
 pub mod linear;
@@ -50,6 +51,7 @@ pub use eval::{
     KFold,
 };
 pub use frame::{Column, ColumnData, Frame};
+pub use gbdt::{GbdtModel, GbdtParams, ValidGbdtParams};
 pub use lightgbm::LightGbmModel;
 pub use linear::{
     l2_from_sklearn_c, LogisticRegression, LogisticRegressionParams, ValidLogisticRegressionParams,

@@ -277,7 +277,6 @@ async fn control(
         source,
     };
     let x = spire_ml::Matrix::new(truth.len(), ncol, data).map_err(model_err)?;
-    use spire_ml::Predictor;
     let p = fitted.model.predict_proba(&x).map_err(model_err)?;
     Ok(spire_ml::roc_auc(&truth, &p).unwrap_or(f64::NAN))
 }

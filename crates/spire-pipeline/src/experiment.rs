@@ -4,8 +4,10 @@
 //! everything else becomes a category; per fold, a [`spire_ml::Preprocessor`] is fitted on
 //! the training rows only (imputation, missing indicators, one-hot) and the named estimator
 //! is fitted through the same code path as segment models; with `--save`, the encoder and
-//! the model fitted on every row are written as one [`TabularModel`] artifact. Folds are stratified and keyed
-//! by row number, so a run is reproducible for a given seed.
+//! the model fitted on every row are written as one [`TabularModel`] artifact. Folds are
+//! stratified and keyed by row number, so a run is reproducible for a given seed; or they are
+//! read from a column of the table (`--fold-column`), so another tool can evaluate on exactly
+//! the same folds.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -15,7 +17,7 @@ use spire_lake::datafusion::arrow::datatypes::DataType;
 use spire_lake::datafusion::prelude::{
     CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
 };
-use spire_ml::eval::{cross_validate, CvSummary, KFold};
+use spire_ml::eval::{cross_validate, CvSummary, Folds, KFold};
 use spire_ml::{Column, ColumnData, Frame, MlError, PreprocessParams, TabularModel};
 
 use crate::error::{PipelineError, Result};
@@ -36,10 +38,14 @@ pub struct EvaluateOptions {
     pub algorithm: String,
     /// Algorithm params, a JSON object.
     pub params: serde_json::Value,
-    /// Number of folds, `2..=1000`.
-    pub folds: usize,
-    /// Seed of the fold hash.
+    /// Number of stratified folds, `2..=1000` (default 5). With `fold_column`, the number of
+    /// distinct values in it, if given.
+    pub folds: Option<usize>,
+    /// Seed of the fold hash (unused with `fold_column`).
     pub seed: u64,
+    /// A column holding each row's fold (integers or labels; each distinct value is one
+    /// fold, ordered by value). It is not a feature.
+    pub fold_column: Option<String>,
     /// CSV field delimiter; sniffed from the header line when `None`.
     pub delimiter: Option<u8>,
     /// Encoding of the feature columns.
@@ -67,6 +73,8 @@ pub struct EvaluateReport {
     pub algorithm: String,
     /// Its params as given.
     pub params: serde_json::Value,
+    /// The column the folds were read from (`None`: stratified folds made from the seed).
+    pub fold_column: Option<String>,
     /// Mean ± std of each metric over the folds.
     pub cv: CvSummary,
     /// Wall time of the cross-validation (reading excluded).
@@ -258,6 +266,96 @@ fn preview(values: &[&str]) -> String {
     }
 }
 
+/// Folds when neither `--cv` nor `--fold-column` is given.
+pub const DEFAULT_FOLDS: usize = 5;
+
+/// Folds read from a column: each distinct value is one fold (numbers in numeric order, text
+/// in byte order). Fails naming the column and row for a missing or non-integer value, when
+/// there are fewer than 2 or more than 1000 distinct values, when `expected` (`--cv`) differs
+/// from their number, and when a fold's rows lack a class (its AUC would be undefined).
+fn folds_from_column(
+    column: &Column,
+    y: &[bool],
+    expected: Option<usize>,
+    file: &str,
+) -> Result<Folds> {
+    let name = &column.name;
+    let missing = |row: usize| {
+        invalid(format!(
+            "{file}: row {} has no value in fold column {name:?}; every row needs a fold",
+            row + 1
+        ))
+    };
+    // Sort keys: integers first by value, then text by bytes (a column is one or the other).
+    let keys: Vec<(i64, String)> = match &column.data {
+        ColumnData::Numeric(v) => v
+            .iter()
+            .enumerate()
+            .map(|(row, x)| match x {
+                Some(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 => {
+                    Ok((*x as i64, String::new()))
+                }
+                Some(x) if !x.is_nan() => Err(invalid(format!(
+                    "{file}: row {} of fold column {name:?} holds {x}; fold values must be \
+                     integers or labels",
+                    row + 1
+                ))),
+                _ => Err(missing(row)),
+            })
+            .collect::<Result<_>>()?,
+        ColumnData::Categorical(v) => v
+            .iter()
+            .enumerate()
+            .map(|(row, s)| match s {
+                Some(s) if !s.is_empty() => Ok((0, s.clone())),
+                _ => Err(missing(row)),
+            })
+            .collect::<Result<_>>()?,
+    };
+    let mut distinct: Vec<&(i64, String)> = keys.iter().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let shown = |k: &(i64, String)| match &column.data {
+        ColumnData::Numeric(_) => k.0.to_string(),
+        ColumnData::Categorical(_) => format!("{:?}", k.1),
+    };
+    let k = distinct.len();
+    if !(2..=spire_ml::eval::MAX_FOLDS).contains(&k) {
+        return Err(invalid(format!(
+            "{file}: fold column {name:?} has {k} distinct values; it needs 2 to {} (one per fold)",
+            spire_ml::eval::MAX_FOLDS
+        )));
+    }
+    if let Some(cv) = expected.filter(|cv| *cv != k) {
+        return Err(invalid(format!(
+            "--cv {cv} disagrees with fold column {name:?}, which has {k} folds; drop --cv"
+        )));
+    }
+    let index: std::collections::HashMap<&(i64, String), usize> = distinct
+        .iter()
+        .enumerate()
+        .map(|(i, key)| (*key, i))
+        .collect();
+    let assignment: Vec<usize> = keys.iter().map(|key| index[key]).collect();
+    let folds = Folds::new(k, assignment).map_err(|e| invalid(format!("{file}: {e}")))?;
+    let sizes = folds.sizes();
+    for (f, pos) in folds.positives(y).into_iter().enumerate() {
+        let class = if pos == 0 {
+            "positive"
+        } else if pos == sizes[f] {
+            "negative"
+        } else {
+            continue;
+        };
+        return Err(invalid(format!(
+            "{file}: fold {} of fold column {name:?} has no {class} rows, so its AUC is \
+             undefined; assign folds stratified by the label",
+            shown(distinct[f])
+        )));
+    }
+    Ok(folds)
+}
+
 /// Reads the table and cross-validates the algorithm on it.
 pub async fn evaluate(opts: &EvaluateOptions, progress: &dyn Progress) -> Result<EvaluateReport> {
     let file = opts.data.display().to_string();
@@ -272,8 +370,22 @@ pub async fn evaluate(opts: &EvaluateOptions, progress: &dyn Progress) -> Result
             names.join(", ")
         ))
     })?;
+    let fold_values = match &opts.fold_column {
+        Some(c) if c == &opts.label => {
+            return Err(invalid(format!(
+                "--fold-column {c:?} is the label column; name the column holding fold numbers"
+            )))
+        }
+        Some(c) => Some(frame.take(c).ok_or_else(|| {
+            invalid(format!(
+                "{file}: no fold column {c:?} (--fold-column; columns: {})",
+                names.join(", ")
+            ))
+        })?),
+        None => None,
+    };
     for d in &opts.drop {
-        if d == &opts.label {
+        if d == &opts.label || Some(d) == opts.fold_column.as_ref() {
             continue;
         }
         frame.take(d).ok_or_else(|| {
@@ -293,15 +405,20 @@ pub async fn evaluate(opts: &EvaluateOptions, progress: &dyn Progress) -> Result
         .iter()
         .filter(|c| matches!(c.data, ColumnData::Numeric(_)))
         .count();
-    let keys: Vec<String> = (0..y.len()).map(|i| i.to_string()).collect();
-    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let ml = |e: MlError| invalid(format!("{file}: {e}"));
-    let folds = KFold::new(opts.folds, opts.seed)
-        .and_then(|k| k.stratified_folds(&key_refs, &y))
-        .map_err(ml)?;
+    let folds = match &fold_values {
+        Some(column) => folds_from_column(column, &y, opts.folds, &file)?,
+        None => {
+            let keys: Vec<String> = (0..y.len()).map(|i| i.to_string()).collect();
+            let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            KFold::new(opts.folds.unwrap_or(DEFAULT_FOLDS), opts.seed)
+                .and_then(|k| k.stratified_folds(&key_refs, &y))
+                .map_err(ml)?
+        }
+    };
     let started = Instant::now();
     let mut encoded = 0;
-    progress.start("cross-validation", opts.folds as u64);
+    progress.start("cross-validation", folds.k() as u64);
     let cv = cross_validate(&folds, |fold, split| {
         let train = frame.select_rows(&split.train);
         let test = frame.select_rows(&split.test);
@@ -329,7 +446,7 @@ pub async fn evaluate(opts: &EvaluateOptions, progress: &dyn Progress) -> Result
     let seconds = started.elapsed().as_secs_f64();
     progress.finish(
         "cross-validation",
-        &format!("{} folds in {seconds:.1} s", opts.folds),
+        &format!("{} folds in {seconds:.1} s", folds.k()),
     );
     let saved = match &opts.save {
         Some(path) => {
@@ -350,6 +467,7 @@ pub async fn evaluate(opts: &EvaluateOptions, progress: &dyn Progress) -> Result
         encoded_features: encoded,
         algorithm: opts.algorithm.clone(),
         params: opts.params.clone(),
+        fold_column: opts.fold_column.clone(),
         cv,
         seconds,
         saved,

@@ -217,8 +217,11 @@ pub struct RawLabel {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawModel {
-    /// Algorithm name (`logistic_regression`).
+    /// Algorithm name (`logistic_regression` or `gbdt`).
     pub algorithm: Option<String>,
+    /// Params of algorithms other than `logistic_regression` (e.g. `gbdt`'s
+    /// `learning_rate`, `n_estimators`), as a table: `[segment.model.params]`.
+    pub params: Option<serde_json::Value>,
     /// L2 strength.
     pub l2: Option<f64>,
     /// L1 strength (lasso; with `l2`, elastic net).

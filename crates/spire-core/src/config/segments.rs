@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::raw::*;
 use super::Issues;
+use crate::gbdt::{GbdtParams, ValidGbdtParams};
 
 /// A validated segment spec. With `for_each`, this is a template: `{value}` in its name and
 /// SQL is replaced per value by [`SegmentSpec::expand`].
@@ -59,9 +60,13 @@ pub struct ModelSpec {
     pub label: Label,
     /// SQL predicate over the feature snapshot: who may be scored and in the segment.
     pub eligibility: Option<String>,
-    /// Algorithm name.
+    /// Algorithm name: `logistic_regression` or `gbdt`.
     pub algorithm: String,
-    /// L2 strength.
+    /// The estimator's params as `spire_ml::algorithms::estimator` takes them, already
+    /// validated: `{l2, l1, max_iter}` for `logistic_regression`, every [`GbdtParams`] field
+    /// (defaults filled in) for `gbdt`.
+    pub params: serde_json::Value,
+    /// L2 strength (`logistic_regression`).
     pub l2: f64,
     /// L1 strength (0 for a pure L2 model).
     pub l1: f64,
@@ -576,14 +581,30 @@ fn validate_model(
     let model = s.model.clone().unwrap_or_default();
     let algorithm = model
         .algorithm
+        .clone()
         .unwrap_or_else(|| "logistic_regression".to_string());
-    if algorithm != "logistic_regression" {
-        issues.push(
-            file,
-            key("model.algorithm"),
-            format!("`{algorithm}`: available algorithms: logistic_regression"),
-        );
-    }
+    let gbdt = match algorithm.as_str() {
+        "logistic_regression" => {
+            if model.params.is_some() {
+                issues.push(
+                    file,
+                    key("model.params"),
+                    "`logistic_regression` takes `model.l2`, `model.l1` and `model.max_iter`, \
+                     not a params table",
+                );
+            }
+            None
+        }
+        "gbdt" => validate_gbdt(file, key, &model, issues),
+        other => {
+            issues.push(
+                file,
+                key("model.algorithm"),
+                format!("`{other}`: available algorithms: {}", ALGORITHMS.join(", ")),
+            );
+            None
+        }
+    };
     let l2 = model.l2.unwrap_or(1e-4);
     if !(l2.is_finite() && l2 >= 0.0) {
         issues.push(
@@ -653,6 +674,10 @@ fn validate_model(
             format!("{max_iter}: must be in 1..=10000"),
         );
     }
+    let params = match gbdt {
+        Some(g) => serde_json::to_value(g.params()).unwrap_or_default(),
+        None => serde_json::json!({ "l2": l2, "l1": l1, "max_iter": max_iter }),
+    };
     let min_auc = s.gate.as_ref().and_then(|g| g.min_auc).unwrap_or(0.6);
     if !(0.0..=1.0).contains(&min_auc) {
         issues.push(
@@ -665,6 +690,7 @@ fn validate_model(
         label,
         eligibility: s.eligibility.clone(),
         algorithm,
+        params,
         l2,
         l1,
         tune,
@@ -672,6 +698,105 @@ fn validate_model(
         min_auc,
     })
 }
+
+/// Supervised algorithms a model segment can name.
+const ALGORITHMS: [&str; 2] = ["logistic_regression", "gbdt"];
+
+/// Checks `[segment.model.params]` of a `gbdt` model (every problem at once, with its key);
+/// `None` when something is wrong.
+fn validate_gbdt(
+    file: &Path,
+    key: &dyn Fn(&str) -> String,
+    model: &RawModel,
+    issues: &mut Issues,
+) -> Option<ValidGbdtParams> {
+    let mut ok = true;
+    for (name, set) in [
+        ("l2", model.l2.is_some()),
+        ("l1", model.l1.is_some()),
+        ("max_iter", model.max_iter.is_some()),
+    ] {
+        if set {
+            issues.push(
+                file,
+                key(&format!("model.{name}")),
+                format!(
+                    "`gbdt` takes its params in `[segment.model.params]`; move `{name}` there \
+                     (gbdt params: {})",
+                    GBDT_PARAMS.join(", ")
+                ),
+            );
+            ok = false;
+        }
+    }
+    if model.tune.is_some() {
+        issues.push(
+            file,
+            key("model.tune"),
+            "tuning is available for `logistic_regression` only; set `gbdt` params in \
+             `[segment.model.params]`",
+        );
+        ok = false;
+    }
+    let raw = model
+        .params
+        .clone()
+        .unwrap_or_else(|| serde_json::json!({}));
+    if let Some(table) = raw.as_object() {
+        for k in table.keys().filter(|k| !GBDT_PARAMS.contains(&k.as_str())) {
+            issues.push(
+                file,
+                key(&format!("model.params.{k}")),
+                format!("unknown gbdt param; known: {}", GBDT_PARAMS.join(", ")),
+            );
+            ok = false;
+        }
+    } else {
+        issues.push(file, key("model.params"), "must be a table of gbdt params");
+        return None;
+    }
+    if !ok {
+        return None;
+    }
+    let params: GbdtParams = match serde_json::from_value(raw) {
+        Ok(p) => p,
+        Err(e) => {
+            issues.push(file, key("model.params"), e.to_string());
+            return None;
+        }
+    };
+    match params.validate() {
+        Ok(v) => Some(v),
+        Err(e) => {
+            issues.push(
+                file,
+                key(&format!("model.params.{}", e.param)),
+                format!("{}: must be {}", e.value, e.allowed),
+            );
+            None
+        }
+    }
+}
+
+/// The keys of `[segment.model.params]` for `gbdt` (with their aliases).
+const GBDT_PARAMS: [&str; 16] = [
+    "n_estimators",
+    "iterations",
+    "learning_rate",
+    "max_depth",
+    "max_leaves",
+    "growth",
+    "min_leaf_weight",
+    "l1",
+    "l2",
+    "gamma",
+    "subsample",
+    "colsample",
+    "colsample_bytree",
+    "max_bins",
+    "seed",
+    "nthreads",
+];
 
 fn join(set: &BTreeSet<String>) -> String {
     if set.is_empty() {

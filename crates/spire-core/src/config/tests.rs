@@ -132,6 +132,98 @@ model = { tune = { trials = 0, folds = 1, space = { l2 = { log_uniform = [0.0, 1
 }
 
 #[test]
+fn gbdt_segments_are_validated_at_load_time() {
+    let good = r#"
+[[segment]]
+name = "trees"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "true" }
+
+[segment.model]
+algorithm = "gbdt"
+params = { learning_rate = 0.05, n_estimators = 200, growth = "leaf_wise", max_leaves = 15 }
+
+[[segment]]
+name = "linear"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "true" }
+model = { l2 = 0.01 }
+"#;
+    let dir = project(&[("spire.toml", BASE), ("segments/a.toml", good)]);
+    let p = load_project(dir.path(), &LoadOptions::default()).unwrap();
+    let model = |i: usize| match &p.segments[i].kind {
+        SegmentKind::Model(m) => m.clone(),
+        other => panic!("{other:?}"),
+    };
+    let trees = model(0);
+    assert_eq!(trees.algorithm, "gbdt");
+    assert_eq!(trees.params["learning_rate"], 0.05);
+    assert_eq!(trees.params["n_estimators"], 200);
+    assert_eq!(trees.params["growth"], "leaf_wise");
+    assert_eq!(trees.params["max_depth"], 5, "defaults are filled in");
+    let linear = model(1);
+    assert_eq!(linear.algorithm, "logistic_regression");
+    assert_eq!(
+        linear.params,
+        serde_json::json!({"l2": 0.01, "l1": 0.0, "max_iter": 100})
+    );
+
+    let bad = r#"
+[[segment]]
+name = "a"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "true" }
+model = { algorithm = "gbdt", params = { learning_rate = 0.0 } }
+
+[[segment]]
+name = "b"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "true" }
+model = { algorithm = "gbdt", l2 = 1.0, params = { learning_rat = 0.1, depth = 3 } }
+
+[[segment]]
+name = "c"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "true" }
+model = { algorithm = "xgboost" }
+
+[[segment]]
+name = "d"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "true" }
+model = { algorithm = "gbdt", params = { growth = "sideways" }, tune = { space = { l2 = { log_uniform = [1e-5, 1.0] } } } }
+
+[[segment]]
+name = "e"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "true" }
+model = { params = { learning_rate = 0.1 } }
+"#;
+    let dir = project(&[("spire.toml", BASE), ("segments/bad.toml", bad)]);
+    let err = load_project(dir.path(), &LoadOptions::default()).unwrap_err();
+    let text = err.to_string();
+    for needle in [
+        "bad.toml",
+        "segment[0].model.params.learning_rate: 0: must be in (0, 1]",
+        "segment[1].model.l2: `gbdt` takes its params in `[segment.model.params]`",
+        "segment[1].model.params.learning_rat: unknown gbdt param",
+        "segment[1].model.params.depth: unknown gbdt param",
+        "segment[2].model.algorithm: `xgboost`: available algorithms: logistic_regression, gbdt",
+        "segment[3].model.tune: tuning is available for `logistic_regression` only",
+        "segment[4].model.params: `logistic_regression` takes",
+    ] {
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
+}
+
+#[test]
 fn env_sections_and_overrides_apply() {
     let text = format!("{BASE}\n[env.prod.storage]\nlake = \"s3://bucket/lake\"\n");
     let dir = project(&[("spire.toml", &text)]);

@@ -1,9 +1,11 @@
 //! Train → evaluate → register → gate, for the model segments of one or more families.
 //!
 //! Segments sharing a feature set share one snapshot: the matrix is loaded once, labels of
-//! every segment are computed in one pass per horizon, and all segments train together as
-//! one fused family ([`spire_ml::fused`]): each on its eligible users, split by a stable hash
-//! of `user_id` (stratified by label), with one registry run and model version per segment.
+//! every segment are computed in one pass per horizon, and all `logistic_regression` segments
+//! train together as one fused family ([`spire_ml::fused`]); `gbdt` segments train one by one
+//! (trees share no work across labels). Each segment trains on its eligible users, split by a
+//! stable hash of `user_id` (stratified by label), with one registry run and model version per
+//! segment.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -16,7 +18,7 @@ use spire_lake::tables::EVENTS;
 use spire_ml::eval::{Folds, KFold};
 use spire_ml::fused::{FamilyParams, LabelMatrix, Member};
 use spire_ml::tune::{Objective, ParamMap, Trial, TrialState, TuneResult};
-use spire_ml::{Artifact, LogisticRegressionParams, Matrix, MlError, Predictor};
+use spire_ml::{Artifact, Fit, GbdtParams, LogisticRegressionParams, Matrix, MlError, Predictor};
 use spire_registry::{ModelRegistry, NewRun, RunStatus, TableInput, TrackingStore};
 
 use crate::error::{PipelineError, Result};
@@ -43,7 +45,7 @@ pub struct Evaluation {
     pub positives_train: usize,
     /// Positives among test rows.
     pub positives_test: usize,
-    /// Solver iterations.
+    /// Solver iterations (`logistic_regression`) or trees (`gbdt`).
     pub iterations: usize,
 }
 
@@ -74,7 +76,7 @@ pub struct TrainOutcome {
 /// A fitted, evaluated model before registration.
 pub struct Fitted {
     /// The model.
-    pub model: spire_ml::LogisticRegression,
+    pub model: Box<dyn Predictor>,
     /// Its evaluation.
     pub evaluation: Evaluation,
     /// Held-out users with labels.
@@ -116,28 +118,9 @@ pub fn fit_and_evaluate(
     let y_train: Vec<bool> = split.train.iter().map(|i| y[*i]).collect();
     let x_test = gather(&split.test)?;
     let y_test: Vec<bool> = split.test.iter().map(|i| y[*i]).collect();
-    let params = LogisticRegressionParams {
-        l2: spec.l2,
-        l1: spec.l1,
-        max_iter: spec.max_iter,
-        ..Default::default()
-    };
-    let model = params
-        .validate()
-        .and_then(|p| p.fit(&x_train, &y_train, &m.columns))
-        .map_err(model_err)?;
+    let (model, iterations) = fit_one(spec, &x_train, &y_train, &m.columns).map_err(model_err)?;
     let p = model.predict_proba(&x_test).map_err(model_err)?;
-    let evaluation = Evaluation {
-        auc: spire_ml::roc_auc(&y_test, &p).unwrap_or(f64::NAN),
-        pr_auc: spire_ml::average_precision(&y_test, &p).unwrap_or(f64::NAN),
-        log_loss: spire_ml::log_loss(&y_test, &p),
-        brier: spire_ml::brier_score(&y_test, &p),
-        n_train: y_train.len(),
-        n_test: y_test.len(),
-        positives_train: y_train.iter().filter(|v| **v).count(),
-        positives_test: y_test.iter().filter(|v| **v).count(),
-        iterations: model.iterations(),
-    };
+    let evaluation = evaluation(&y_train, &y_test, &p, iterations);
     let test_users = split
         .test
         .iter()
@@ -150,6 +133,50 @@ pub fn fit_and_evaluate(
         threshold: None,
         tuning: None,
     })
+}
+
+/// Fits the model `spec` names on its own; returns it with its solver iterations
+/// (`logistic_regression`) or trees (`gbdt`).
+fn fit_one(
+    spec: &ModelSpec,
+    x: &Matrix,
+    y: &[bool],
+    names: &[String],
+) -> std::result::Result<(Box<dyn Predictor>, usize), MlError> {
+    let params_err = |e: serde_json::Error| MlError::Params {
+        algorithm: spec.algorithm.clone(),
+        message: e.to_string(),
+    };
+    if spec.algorithm == "gbdt" {
+        let params: GbdtParams = serde_json::from_value(spec.params.clone()).map_err(params_err)?;
+        let model = params.validate()?.fit(x, y, names)?;
+        let trees = model.n_trees();
+        return Ok((Box::new(model), trees));
+    }
+    let params = LogisticRegressionParams {
+        l2: spec.l2,
+        l1: spec.l1,
+        max_iter: spec.max_iter,
+        ..Default::default()
+    };
+    let model = params.validate()?.fit(x, y, names)?;
+    let iterations = model.iterations();
+    Ok((Box::new(model), iterations))
+}
+
+/// Held-out metrics of probabilities `p` for labels `y_test`, of a model fitted on `y_train`.
+fn evaluation(y_train: &[bool], y_test: &[bool], p: &[f64], iterations: usize) -> Evaluation {
+    Evaluation {
+        auc: spire_ml::roc_auc(y_test, p).unwrap_or(f64::NAN),
+        pr_auc: spire_ml::average_precision(y_test, p).unwrap_or(f64::NAN),
+        log_loss: spire_ml::log_loss(y_test, p),
+        brier: spire_ml::brier_score(y_test, p),
+        n_train: y_train.len(),
+        n_test: y_test.len(),
+        positives_train: y_train.iter().filter(|v| **v).count(),
+        positives_test: y_test.iter().filter(|v| **v).count(),
+        iterations,
+    }
 }
 
 /// The latest `as_of` at which every label of `segments` has a complete horizon.
@@ -275,10 +302,11 @@ struct Prepared<'a> {
     y: Vec<bool>,
 }
 
-/// Trains the model segments of one feature set as one fused family: one shared matrix of
-/// every user of the snapshot, one label column per segment holding its training users
-/// (eligible and not held out), then per segment: evaluation on its held-out users,
-/// registration and the gate.
+/// Trains the model segments of one feature set: the `logistic_regression` ones as one fused
+/// family (one shared matrix of every user of the snapshot, one label column per segment
+/// holding its training users: eligible and not held out), the others (`gbdt`) one by one on
+/// the same splits; then per segment: evaluation on its held-out users, registration and the
+/// gate.
 async fn train_family(
     ws: &Workspace,
     m: &FeatureMatrix,
@@ -287,11 +315,12 @@ async fn train_family(
     inputs: &[TableInput],
 ) -> Result<Vec<TrainOutcome>> {
     let defaults = &ws.project.defaults;
+    let fused = prepared.iter().filter(|p| is_fused(p.spec)).count();
     let mut run_ids = Vec::with_capacity(prepared.len());
     for p in prepared {
-        run_ids.push(start_run(ws, p, m, as_of, inputs.to_vec(), prepared.len()).await?);
+        run_ids.push(start_run(ws, p, m, as_of, inputs.to_vec(), fused).await?);
     }
-    let fitted = match fit_family(m, prepared, defaults.test_fraction, defaults.seed) {
+    let fitted = match fit_all(m, prepared, defaults.test_fraction, defaults.seed) {
         Ok(f) => f,
         Err(e) => {
             for run_id in &run_ids {
@@ -309,11 +338,110 @@ async fn train_family(
     Ok(out)
 }
 
-/// Splits every segment's users, fits all segments together and evaluates each on its
-/// held-out users.
-fn fit_family(
+/// Whether a segment trains in the fused linear family (else on its own).
+fn is_fused(spec: &ModelSpec) -> bool {
+    spec.algorithm == "logistic_regression"
+}
+
+/// Fits every prepared segment (the fused family first, then the others one by one) and
+/// returns their fits in `prepared` order.
+fn fit_all(
     m: &FeatureMatrix,
     prepared: &[Prepared<'_>],
+    test_fraction: f64,
+    seed: u64,
+) -> Result<Vec<Fitted>> {
+    let (linear, single): (Vec<usize>, Vec<usize>) =
+        (0..prepared.len()).partition(|&i| is_fused(prepared[i].spec));
+    let mut fitted: Vec<Option<Fitted>> = (0..prepared.len()).map(|_| None).collect();
+    if !linear.is_empty() {
+        let family: Vec<&Prepared<'_>> = linear.iter().map(|&i| &prepared[i]).collect();
+        for (i, f) in linear
+            .iter()
+            .zip(fit_family(m, &family, test_fraction, seed)?)
+        {
+            fitted[*i] = Some(f);
+        }
+    }
+    for i in single {
+        fitted[i] = Some(fit_single(m, &prepared[i], test_fraction, seed)?);
+    }
+    fitted
+        .into_iter()
+        .zip(prepared)
+        .map(|(f, p)| {
+            f.ok_or_else(|| PipelineError::Model {
+                segment: p.s.spec.name.clone(),
+                source: MlError::Numerical("the segment was not fitted".into()),
+            })
+        })
+        .collect()
+}
+
+/// Fits one segment on its own (e.g. `gbdt`) on the training side of its split, and
+/// evaluates it on the held-out side.
+fn fit_single(
+    m: &FeatureMatrix,
+    p: &Prepared<'_>,
+    test_fraction: f64,
+    seed: u64,
+) -> Result<Fitted> {
+    let name = &p.s.spec.name;
+    let model_err = |source| PipelineError::Model {
+        segment: name.clone(),
+        source,
+    };
+    let keys: Vec<&str> = p.rows.iter().map(|r| m.user_ids[*r].as_str()).collect();
+    let split = spire_ml::stratified_split(&keys, &p.y, test_fraction, seed).map_err(model_err)?;
+    let ncol = m.columns.len();
+    let gather = |idx: &[usize]| {
+        let mut data = Vec::with_capacity(idx.len() * ncol);
+        for i in idx {
+            let r = p.rows[*i];
+            data.extend_from_slice(&m.values[r * ncol..(r + 1) * ncol]);
+        }
+        Matrix::new(idx.len(), ncol, data).map_err(model_err)
+    };
+    let y_train: Vec<bool> = split.train.iter().map(|i| p.y[*i]).collect();
+    let y_test: Vec<bool> = split.test.iter().map(|i| p.y[*i]).collect();
+    let (model, iterations) =
+        fit_one(p.spec, &gather(&split.train)?, &y_train, &m.columns).map_err(model_err)?;
+    let prob = model
+        .predict_proba(&gather(&split.test)?)
+        .map_err(model_err)?;
+    let threshold = precision_cut(p, &y_test, &prob).map_err(model_err)?;
+    Ok(Fitted {
+        model,
+        evaluation: evaluation(&y_train, &y_test, &prob, iterations),
+        test_users: split
+            .test
+            .iter()
+            .map(|i| (keys[*i].to_string(), p.y[*i]))
+            .collect(),
+        threshold,
+        tuning: None,
+    })
+}
+
+/// For a `min_precision` output rule, the score cut reaching it on the held-out users.
+fn precision_cut(
+    p: &Prepared<'_>,
+    y_test: &[bool],
+    prob: &[f64],
+) -> std::result::Result<Option<spire_ml::eval::PrecisionThreshold>, MlError> {
+    match p.s.spec.output.threshold {
+        Threshold::MinPrecision(min_precision) if y_test.iter().any(|v| *v) => {
+            spire_ml::eval::precision_threshold(y_test, prob, min_precision)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Splits every segment's users, fits all segments together as one fused linear family and
+/// evaluates each on its held-out users.
+fn fit_family(
+    m: &FeatureMatrix,
+    prepared: &[&Prepared<'_>],
     test_fraction: f64,
     seed: u64,
 ) -> Result<Vec<Fitted>> {
@@ -458,15 +586,9 @@ fn fit_family(
             .iter()
             .map(|i| (m.user_ids[p.rows[*i]].clone(), p.y[*i]))
             .collect();
-        let threshold = match p.s.spec.output.threshold {
-            Threshold::MinPrecision(min_precision) if y_test.iter().any(|v| *v) => {
-                spire_ml::eval::precision_threshold(&y_test, &prob, min_precision)
-                    .map_err(|e| model_err(name, e))?
-            }
-            _ => None,
-        };
+        let threshold = precision_cut(p, &y_test, &prob).map_err(|e| model_err(name, e))?;
         out.push(Fitted {
-            model,
+            model: Box::new(model),
             evaluation,
             test_users,
             threshold,
@@ -524,9 +646,12 @@ async fn start_run(
     let defaults = &ws.project.defaults;
     let mut params = BTreeMap::new();
     params.insert("algorithm".to_string(), spec.algorithm.clone());
-    params.insert("l2".to_string(), spec.l2.to_string());
-    params.insert("l1".to_string(), spec.l1.to_string());
-    params.insert("max_iter".to_string(), spec.max_iter.to_string());
+    if let Some(table) = spec.params.as_object() {
+        for (k, v) in table {
+            let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            params.insert(k.clone(), text);
+        }
+    }
     params.insert("as_of".to_string(), as_of.to_string());
     params.insert("feature_set".to_string(), m.feature_set.clone());
     params.insert(
@@ -539,8 +664,12 @@ async fn start_run(
     );
     params.insert("seed".to_string(), defaults.seed.to_string());
     params.insert("label".to_string(), format!("{:?}", spec.label));
-    params.insert("trainer".to_string(), "fused".to_string());
-    params.insert("fused_family_size".to_string(), family_size.to_string());
+    if is_fused(spec) {
+        params.insert("trainer".to_string(), "fused".to_string());
+        params.insert("fused_family_size".to_string(), family_size.to_string());
+    } else {
+        params.insert("trainer".to_string(), "single".to_string());
+    }
     let mut tags = crate::recovery::process_tags(ws);
     tags.insert("family".to_string(), s.family.clone());
     Ok(ws

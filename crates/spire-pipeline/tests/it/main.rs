@@ -250,6 +250,18 @@ trials = 6
 startup_trials = 3
 folds = 3
 space = { l2 = { log_uniform = [1e-5, 1.0] } }
+
+[[segment]]
+name = "gadgets-trees"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "category = 'gadgets'", min_count = 2, horizon_days = 7 }
+gate = { min_auc = 0.5 }
+output = { top_fraction = 0.1 }
+
+[segment.model]
+algorithm = "gbdt"
+params = { n_estimators = 60, learning_rate = 0.1, max_depth = 3, seed = 7 }
 "#,
     )
     .unwrap();
@@ -262,12 +274,13 @@ space = { l2 = { log_uniform = [1e-5, 1.0] } }
         "gadgets-audience-25".to_string(),
         "gadgets-precise".to_string(),
         "gadgets-tuned".to_string(),
+        "gadgets-trees".to_string(),
     ];
     let summary = spire_pipeline::run::run(&ws, &names, &Quiet).await.unwrap();
     assert_eq!(
         summary.trained.len(),
-        10,
-        "1 lookalike + 6 brands + 2 threshold rules + 1 tuned"
+        11,
+        "1 lookalike + 6 brands + 2 threshold rules + 1 tuned + 1 gbdt"
     );
     let scored = |name: &str| summary.scored.iter().find(|s| s.segment == name).unwrap();
 
@@ -396,6 +409,55 @@ space = { l2 = { log_uniform = [1e-5, 1.0] } }
     let trials: serde_json::Value =
         serde_json::from_slice(&std::fs::read(trials_file).unwrap()).unwrap();
     assert_eq!(trials["trials"].as_array().unwrap().len(), 6);
+    // Gradient-boosted trees: trained on its own (not in the fused family), registered with
+    // its params, promoted, and scored from its artifact like the linear models.
+    let trees = summary
+        .trained
+        .iter()
+        .find(|t| t.segment == "gadgets-trees")
+        .unwrap();
+    assert!(trees.promoted, "{}", trees.gate);
+    assert!(
+        trees.evaluation.auc > 0.55,
+        "gbdt AUC {}",
+        trees.evaluation.auc
+    );
+    assert_eq!(trees.evaluation.iterations, 60, "one tree per round");
+    let run = ws.registry.get_run(&trees.run_id).await.unwrap();
+    assert_eq!(run.params["algorithm"], "gbdt");
+    assert_eq!(run.params["trainer"], "single");
+    assert_eq!(run.params["n_estimators"], "60");
+    assert_eq!(run.params["growth"], "level_wise");
+    assert!(!run.params.contains_key("fused_family_size"));
+    let linear = ws.registry.get_run(&precise.run_id).await.unwrap();
+    assert_eq!(linear.params["trainer"], "fused");
+    assert_eq!(
+        linear.params["fused_family_size"], "10",
+        "the gbdt segment is not in the family"
+    );
+    let v = ws
+        .registry
+        .get_alias("gadgets-trees", "champion")
+        .await
+        .unwrap()
+        .unwrap();
+    let model = spire_pipeline::stages::train::load_artifact(&v.artifact_uri, "x").unwrap();
+    assert_eq!(model.flavor(), "gbdt");
+    assert!(model.handles_missing());
+    assert_eq!(
+        model.to_artifact().unwrap().payload["params"]["max_depth"],
+        3
+    );
+    let s = scored("gadgets-trees");
+    assert_eq!(s.model_version, Some(v.version));
+    assert_eq!(s.members, (s.eligible as f64 * 0.1).ceil() as usize);
+    let members = count(
+        &ws.lake,
+        "SELECT COUNT(*) FROM segments WHERE segment = 'gadgets-trees'",
+    )
+    .await;
+    assert_eq!(members, s.members as i64);
+
     let lookalike = summary
         .trained
         .iter()
