@@ -230,6 +230,11 @@ pub struct RawModel {
     pub max_iter: Option<usize>,
     /// Hyper-parameter tuning before the final fit.
     pub tune: Option<RawTune>,
+    /// `import`: the model file (ONNX, or LightGBM's text model), relative to the project.
+    pub file: Option<String>,
+    /// `import`: the model's feature names, one per input column, when the file does not
+    /// carry them (an ONNX graph with one multi-column input, LightGBM's `Column_N`).
+    pub features: Option<Vec<String>>,
 }
 
 /// `[segment.model.tune]`: search space and tuner settings.

@@ -76,6 +76,29 @@ pub struct ModelSpec {
     pub max_iter: usize,
     /// Minimum test AUC to become champion.
     pub min_auc: f64,
+    /// `import`: the model file trained elsewhere, evaluated and registered in place of a fit.
+    pub import: Option<ImportSpec>,
+}
+
+/// A model trained outside Spire (`algorithm = "import"`): an ONNX file (`.onnx`) or a
+/// LightGBM text model file (anything else), evaluated on the segment's held-out users,
+/// registered and scored like a native model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportSpec {
+    /// The model file (resolved against the project folder).
+    pub path: PathBuf,
+    /// Feature names, one per model input column, when the file does not name them.
+    pub features: Option<Vec<String>>,
+}
+
+impl ImportSpec {
+    /// `onnx` for a `.onnx` file, else `lightgbm`.
+    pub fn format(&self) -> &'static str {
+        match self.path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("onnx") => "onnx",
+            _ => "lightgbm",
+        }
+    }
 }
 
 /// A validated `[segment.model.tune]`.
@@ -596,6 +619,7 @@ fn validate_model(
             None
         }
         "gbdt" => validate_gbdt(file, key, &model, issues),
+        "import" => None,
         other => {
             issues.push(
                 file,
@@ -605,6 +629,7 @@ fn validate_model(
             None
         }
     };
+    let import = validate_import(file, key, &model, &algorithm, issues);
     let l2 = model.l2.unwrap_or(1e-4);
     if !(l2.is_finite() && l2 >= 0.0) {
         issues.push(
@@ -696,11 +721,102 @@ fn validate_model(
         tune,
         max_iter,
         min_auc,
+        import,
+    })
+}
+
+/// Checks `file`/`features` against the algorithm: required for `import` (the file must
+/// exist), and nothing a fit would take alongside; refused for the other algorithms.
+fn validate_import(
+    file: &Path,
+    key: &dyn Fn(&str) -> String,
+    model: &RawModel,
+    algorithm: &str,
+    issues: &mut Issues,
+) -> Option<ImportSpec> {
+    if algorithm != "import" {
+        for (name, set) in [
+            ("file", model.file.is_some()),
+            ("features", model.features.is_some()),
+        ] {
+            if set {
+                issues.push(
+                    file,
+                    key(&format!("model.{name}")),
+                    format!(
+                        "only `algorithm = \"import\"` reads a model file; `{algorithm}` \
+                         trains its model"
+                    ),
+                );
+            }
+        }
+        return None;
+    }
+    for (name, set) in [
+        ("l2", model.l2.is_some()),
+        ("l1", model.l1.is_some()),
+        ("max_iter", model.max_iter.is_some()),
+        ("params", model.params.is_some()),
+        ("tune", model.tune.is_some()),
+    ] {
+        if set {
+            issues.push(
+                file,
+                key(&format!("model.{name}")),
+                "an imported model is trained elsewhere: remove it (only `file` and \
+                 `features` apply)",
+            );
+        }
+    }
+    let Some(rel) = model.file.as_deref().filter(|f| !f.trim().is_empty()) else {
+        issues.push(
+            file,
+            key("model.file"),
+            "missing: `algorithm = \"import\"` needs the model file (ONNX or a LightGBM text \
+             model), relative to the project",
+        );
+        return None;
+    };
+    let base = file
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."));
+    let path = base.join(rel);
+    if !path.is_file() {
+        issues.push(
+            file,
+            key("model.file"),
+            format!("{} does not exist", path.display()),
+        );
+        return None;
+    }
+    if let Some(f) = &model.features {
+        let mut seen = std::collections::HashSet::new();
+        if f.is_empty() {
+            issues.push(
+                file,
+                key("model.features"),
+                "empty: name every input column",
+            );
+            return None;
+        }
+        if let Some(d) = f.iter().find(|n| !seen.insert(n.as_str())) {
+            issues.push(
+                file,
+                key("model.features"),
+                format!("`{d}` is listed twice"),
+            );
+            return None;
+        }
+    }
+    Some(ImportSpec {
+        path,
+        features: model.features.clone(),
     })
 }
 
 /// Supervised algorithms a model segment can name.
-const ALGORITHMS: [&str; 2] = ["logistic_regression", "gbdt"];
+const ALGORITHMS: [&str; 3] = ["logistic_regression", "gbdt", "import"];
 
 /// Checks `[segment.model.params]` of a `gbdt` model (every problem at once, with its key);
 /// `None` when something is wrong.

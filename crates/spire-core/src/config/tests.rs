@@ -215,9 +215,93 @@ model = { params = { learning_rate = 0.1 } }
         "segment[1].model.l2: `gbdt` takes its params in `[segment.model.params]`",
         "segment[1].model.params.learning_rat: unknown gbdt param",
         "segment[1].model.params.depth: unknown gbdt param",
-        "segment[2].model.algorithm: `xgboost`: available algorithms: logistic_regression, gbdt",
+        "segment[2].model.algorithm: `xgboost`: available algorithms: logistic_regression, gbdt, import",
         "segment[3].model.tune: tuning is available for `logistic_regression` only",
         "segment[4].model.params: `logistic_regression` takes",
+    ] {
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
+}
+
+#[test]
+fn imported_models_are_validated_at_load_time() {
+    let good = r#"
+[[segment]]
+name = "byom"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "true" }
+model = { algorithm = "import", file = "models/churn.onnx", features = ["a", "b"] }
+
+[[segment]]
+name = "trees"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "true" }
+model = { algorithm = "import", file = "models/churn.txt" }
+"#;
+    let dir = project(&[
+        ("spire.toml", BASE),
+        ("segments/a.toml", good),
+        ("models/churn.onnx", "x"),
+        ("models/churn.txt", "tree"),
+    ]);
+    let p = load_project(dir.path(), &LoadOptions::default()).unwrap();
+    let import = |i: usize| match &p.segments[i].kind {
+        SegmentKind::Model(m) => m.import.clone().unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(import(0).format(), "onnx");
+    assert!(import(0).path.ends_with("models/churn.onnx") && import(0).path.is_file());
+    assert_eq!(
+        import(0).features,
+        Some(vec!["a".to_string(), "b".to_string()])
+    );
+    assert_eq!((import(1).format(), import(1).features), ("lightgbm", None));
+
+    let bad = r#"
+[[segment]]
+name = "a"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "true" }
+model = { algorithm = "import" }
+
+[[segment]]
+name = "b"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "true" }
+model = { algorithm = "import", file = "models/nope.onnx", l2 = 0.1 }
+
+[[segment]]
+name = "c"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "true" }
+model = { file = "models/x.onnx" }
+
+[[segment]]
+name = "d"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "true" }
+model = { algorithm = "import", file = "models/x.onnx", features = ["a", "a"] }
+"#;
+    let dir = project(&[
+        ("spire.toml", BASE),
+        ("segments/bad.toml", bad),
+        ("models/x.onnx", "x"),
+    ]);
+    let text = load_project(dir.path(), &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    for needle in [
+        "segment[0].model.file: missing: `algorithm = \"import\"` needs the model file",
+        "segment[1].model.l2: an imported model is trained elsewhere",
+        "nope.onnx does not exist",
+        "segment[2].model.file: only `algorithm = \"import\"` reads a model file",
+        "segment[3].model.features: `a` is listed twice",
     ] {
         assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
     }

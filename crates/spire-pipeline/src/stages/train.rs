@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::NaiveDate;
 use serde::Serialize;
-use spire_core::config::{Label, ModelSpec, SegmentKind, Threshold};
+use spire_core::config::{ImportSpec, Label, ModelSpec, SegmentKind, Threshold};
 use spire_features::dataset::{self, FeatureMatrix};
 use spire_features::labels::{self, FutureEventsLabel};
 use spire_lake::tables::EVENTS;
@@ -393,19 +393,30 @@ fn fit_single(
     };
     let keys: Vec<&str> = p.rows.iter().map(|r| m.user_ids[*r].as_str()).collect();
     let split = spire_ml::stratified_split(&keys, &p.y, test_fraction, seed).map_err(model_err)?;
+    // An imported model reads its own columns, in its own order; a fitted one all columns.
+    let imported = match &p.spec.import {
+        Some(import) => Some(load_import(name, import)?),
+        None => None,
+    };
+    let columns: Vec<usize> = match &imported {
+        Some(model) => snapshot_columns(m, model.feature_names(), name)?,
+        None => (0..m.columns.len()).collect(),
+    };
     let ncol = m.columns.len();
     let gather = |idx: &[usize]| {
-        let mut data = Vec::with_capacity(idx.len() * ncol);
+        let mut data = Vec::with_capacity(idx.len() * columns.len());
         for i in idx {
-            let r = p.rows[*i];
-            data.extend_from_slice(&m.values[r * ncol..(r + 1) * ncol]);
+            let row = &m.values[p.rows[*i] * ncol..(p.rows[*i] + 1) * ncol];
+            data.extend(columns.iter().map(|c| row[*c]));
         }
-        Matrix::new(idx.len(), ncol, data).map_err(model_err)
+        Matrix::new(idx.len(), columns.len(), data).map_err(model_err)
     };
     let y_train: Vec<bool> = split.train.iter().map(|i| p.y[*i]).collect();
     let y_test: Vec<bool> = split.test.iter().map(|i| p.y[*i]).collect();
-    let (model, iterations) =
-        fit_one(p.spec, &gather(&split.train)?, &y_train, &m.columns).map_err(model_err)?;
+    let (model, iterations) = match imported {
+        Some(model) => (model, 0),
+        None => fit_one(p.spec, &gather(&split.train)?, &y_train, &m.columns).map_err(model_err)?,
+    };
     let prob = model
         .predict_proba(&gather(&split.test)?)
         .map_err(model_err)?;
@@ -421,6 +432,55 @@ fn fit_single(
         threshold,
         tuning: None,
     })
+}
+
+/// Reads an imported model file (`algorithm = "import"`): ONNX through tract, or LightGBM's
+/// text model, with the spec's feature names when it gives them.
+fn load_import(segment: &str, import: &ImportSpec) -> Result<Box<dyn Predictor>> {
+    let model_err = |source| PipelineError::Model {
+        segment: segment.to_string(),
+        source,
+    };
+    Ok(match import.format() {
+        "onnx" => {
+            let options = spire_ml::OnnxOptions {
+                feature_names: import.features.clone(),
+                ..Default::default()
+            };
+            Box::new(spire_ml::OnnxModel::from_file(&import.path, &options).map_err(model_err)?)
+        }
+        _ => {
+            let mut model =
+                spire_ml::LightGbmModel::from_model_file(&import.path).map_err(model_err)?;
+            if let Some(names) = &import.features {
+                model = model.with_feature_names(names.clone()).map_err(model_err)?;
+            }
+            Box::new(model)
+        }
+    })
+}
+
+/// The snapshot column of each feature a model reads, in the model's order; a feature the
+/// snapshot lacks is an error naming it and the columns there are.
+fn snapshot_columns(m: &FeatureMatrix, names: &[String], segment: &str) -> Result<Vec<usize>> {
+    let missing: Vec<&str> = names
+        .iter()
+        .filter(|n| !m.columns.contains(n))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(PipelineError::InvalidInput(format!(
+            "segment `{segment}`: the imported model reads feature(s) {} that feature set `{}` \
+             does not have; name its inputs with `model.features` (the set has: {})",
+            missing.join(", "),
+            m.feature_set,
+            m.columns.join(", ")
+        )));
+    }
+    Ok(names
+        .iter()
+        .filter_map(|n| m.columns.iter().position(|c| c == n))
+        .collect())
 }
 
 /// For a `min_precision` output rule, the score cut reaching it on the held-out users.
@@ -664,6 +724,10 @@ async fn start_run(
     );
     params.insert("seed".to_string(), defaults.seed.to_string());
     params.insert("label".to_string(), format!("{:?}", spec.label));
+    if let Some(import) = &spec.import {
+        params.insert("model_file".to_string(), import.path.display().to_string());
+        params.insert("model_format".to_string(), import.format().to_string());
+    }
     if is_fused(spec) {
         params.insert("trainer".to_string(), "fused".to_string());
         params.insert("fused_family_size".to_string(), family_size.to_string());

@@ -265,10 +265,52 @@ params = { n_estimators = 60, learning_rate = 0.1, max_depth = 3, seed = 7 }
 "#,
     )
     .unwrap();
+    // Bring your own model: an ONNX logistic regression trained in scikit-learn (the fixture
+    // of crates/spire-ml/tests/fixtures/byom), its ten inputs mapped onto snapshot columns.
+    let (fctx, fv) = spire_features::dataset::features_session(&ws.lake, "behaviour")
+        .await
+        .unwrap();
+    let last = spire_features::dataset::latest_as_of(&fctx)
+        .await
+        .unwrap()
+        .unwrap();
+    let columns = spire_features::dataset::load(&fctx, "behaviour", fv, last)
+        .await
+        .unwrap()
+        .columns;
+    let inputs: Vec<String> = columns.iter().take(10).cloned().collect();
+    std::fs::create_dir_all(project.join("models")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../spire-ml/tests/fixtures/byom/onnx_logreg.onnx"),
+        project.join("models/logreg.onnx"),
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("segments/imported.toml"),
+        format!(
+            r#"
+[[segment]]
+name = "gadgets-imported"
+kind = "model"
+feature_set = "behaviour"
+label = {{ kind = "future_events", where = "category = 'gadgets'", min_count = 2, horizon_days = 7 }}
+gate = {{ min_auc = 0.0 }}
+output = {{ top_fraction = 0.2, write_scores = true }}
+
+[segment.model]
+algorithm = "import"
+file = "models/logreg.onnx"
+features = {inputs:?}
+"#
+        ),
+    )
+    .unwrap();
     let ws = Workspace::open(&project, &LoadOptions::default())
         .await
         .unwrap();
     let names = vec![
+        "gadgets-imported".to_string(),
         "gadget-lookalikes".to_string(),
         "brand-{value}".to_string(),
         "gadgets-audience-25".to_string(),
@@ -279,8 +321,8 @@ params = { n_estimators = 60, learning_rate = 0.1, max_depth = 3, seed = 7 }
     let summary = spire_pipeline::run::run(&ws, &names, &Quiet).await.unwrap();
     assert_eq!(
         summary.trained.len(),
-        11,
-        "1 lookalike + 6 brands + 2 threshold rules + 1 tuned + 1 gbdt"
+        12,
+        "1 imported + 1 lookalike + 6 brands + 2 threshold rules + 1 tuned + 1 gbdt"
     );
     let scored = |name: &str| summary.scored.iter().find(|s| s.segment == name).unwrap();
 
@@ -300,6 +342,66 @@ params = { n_estimators = 60, learning_rate = 0.1, max_depth = 3, seed = 7 }
         coefs.iter().any(|c| c.as_f64() == Some(0.0)),
         "L1 zeroes some coefficients"
     );
+
+    // The imported model was evaluated on held-out users, registered with its own flavor and
+    // scored like a native one: written scores equal its own predictions on the snapshot.
+    let imported = summary
+        .trained
+        .iter()
+        .find(|t| t.segment == "gadgets-imported")
+        .unwrap();
+    assert!(imported.evaluation.n_test > 0 && imported.evaluation.auc.is_finite());
+    assert!(imported.promoted);
+    let run = ws.registry.get_run(&imported.run_id).await.unwrap();
+    assert_eq!(run.params["model_format"], "onnx");
+    let v = ws
+        .registry
+        .get_alias("gadgets-imported", "champion")
+        .await
+        .unwrap()
+        .unwrap();
+    let onnx = spire_pipeline::stages::train::load_artifact(&v.artifact_uri, "x").unwrap();
+    assert_eq!(onnx.flavor(), "onnx");
+    assert_eq!(onnx.feature_names(), inputs.as_slice());
+    {
+        let (fctx, fv) = spire_features::dataset::features_session(&ws.lake, "behaviour")
+            .await
+            .unwrap();
+        let as_of = spire_features::dataset::latest_as_of(&fctx)
+            .await
+            .unwrap()
+            .unwrap();
+        let snap = spire_features::dataset::load(&fctx, "behaviour", fv, as_of)
+            .await
+            .unwrap();
+        let ncol = snap.columns.len();
+        let data: Vec<f64> = (0..snap.user_ids.len())
+            .flat_map(|r| snap.values[r * ncol..r * ncol + 10].to_vec())
+            .collect();
+        let x = spire_ml::Matrix::new(snap.user_ids.len(), 10, data).unwrap();
+        let own = onnx.predict_proba(&x).unwrap();
+        let own: std::collections::HashMap<&str, f64> =
+            snap.user_ids.iter().map(String::as_str).zip(own).collect();
+        let ctx = ws.lake.session();
+        ws.lake.register_all(&ctx).await.unwrap();
+        let written = Lake::query(
+            &ctx,
+            "SELECT user_id, score FROM scores WHERE segment = 'gadgets-imported'",
+        )
+        .await
+        .unwrap();
+        let mut n = 0;
+        for b in &written {
+            let users = spire_lake::columns::strings(b, "user_id").unwrap();
+            let scores = spire_lake::columns::floats(b, "score").unwrap();
+            for (u, p) in users.iter().zip(scores.iter()) {
+                let (u, p) = (u.unwrap(), p.unwrap());
+                assert!((own[u] - p).abs() < 1e-9, "user {u}");
+                n += 1;
+            }
+        }
+        assert_eq!(n, snap.user_ids.len());
+    }
 
     // Scoring serves a feature set's logistic champions with one f32 product: every user's
     // written score agrees with the champion's own (f64) prediction on the snapshot.
