@@ -266,10 +266,13 @@ pub struct EvaluateArgs {
     /// Columns to leave out, comma-separated (identifiers, leaky columns).
     #[arg(long, value_name = "COL,...", value_delimiter = ',')]
     pub drop: Vec<String>,
-    /// Algorithm name.
+    /// Algorithm name: `logistic_regression` or `gbdt` (gradient-boosted trees).
     #[arg(long, default_value = "logistic_regression")]
     pub algorithm: String,
-    /// Algorithm params, e.g. `l2=0.001,max_iter=200`.
+    /// Algorithm params, e.g. `l2=0.001,max_iter=200` (logistic_regression: l2, l1, max_iter,
+    /// tol, fit_intercept, standardize) or `learning_rate=0.05,n_estimators=300` (gbdt:
+    /// n_estimators, learning_rate, max_depth, max_leaves, growth, min_leaf_weight, l1, l2,
+    /// gamma, subsample, colsample, max_bins, seed, nthreads).
     #[arg(long, value_name = "K=V,...", default_value = "")]
     pub params: String,
     /// Number of stratified folds (default 5).

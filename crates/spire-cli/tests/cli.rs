@@ -236,7 +236,7 @@ fn ml_evaluate_gbdt_on_a_fold_column() {
     assert_eq!(artifact.payload["model"]["flavor"], "gbdt");
     assert!(!artifact.feature_names.iter().any(|c| c == "fold"));
 
-    // The human form names the fold column.
+    // The human form names the fold column; `--positive TRUE` finds the boolean `true`.
     let out = spire(&[
         "ml",
         "evaluate",
@@ -246,6 +246,8 @@ fn ml_evaluate_gbdt_on_a_fold_column() {
         "y",
         "--fold-column",
         "fold",
+        "--positive",
+        "TRUE",
     ]);
     assert!(
         out.status.success(),

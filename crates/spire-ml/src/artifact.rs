@@ -26,8 +26,8 @@ use crate::matrix::Matrix;
 /// - `x` must have exactly `feature_names().len()` columns in `feature_names()` order, else
 ///   [`MlError::Shape`]. Infinite cells are rejected with [`MlError::NonFinite`]. NaN cells
 ///   are rejected the same way unless [`Predictor::handles_missing`] is `true` (a capability
-///   of the flavor, e.g. imported LightGBM models): then a NaN is a missing value, routed the
-///   way the model learned to route missing values.
+///   of the flavor, e.g. `gbdt` and imported LightGBM models): then a NaN is a missing value,
+///   routed the way the model learned to route missing values.
 /// - `to_artifact` captures everything `predict_proba` needs; [`load_predictor`] on the
 ///   result gives a predictor with the same flavor, feature names and predictions.
 /// - Implementations are immutable after fitting (or importing), so they are `Send + Sync`

@@ -209,14 +209,24 @@ fn labels(column: &Column, positive: Option<&str>, file: &str) -> Result<Vec<boo
                 Ok(x) if matches!(column.data, ColumnData::Numeric(_)) => format_number(x),
                 _ => p.to_string(),
             };
-            if !distinct.contains(&p.as_str()) {
-                return Err(invalid(format!(
-                    "{file}: --positive {p:?} does not occur in label column {:?} (values: {})",
-                    column.name,
-                    preview(&distinct)
-                )));
+            if distinct.contains(&p.as_str()) {
+                p
+            } else {
+                // Boolean columns read as lowercase `true`/`false`: `--positive TRUE` means
+                // `true` when exactly one value matches regardless of case.
+                let mut same = distinct.iter().filter(|d| d.eq_ignore_ascii_case(&p));
+                match (same.next(), same.next()) {
+                    (Some(only), None) => only.to_string(),
+                    _ => {
+                        return Err(invalid(format!(
+                            "{file}: --positive {p:?} does not occur in label column {:?} \
+                             (values: {})",
+                            column.name,
+                            preview(&distinct)
+                        )))
+                    }
+                }
             }
-            p
         }
         None => {
             let lower: Vec<String> = distinct.iter().map(|s| s.to_ascii_lowercase()).collect();

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::raw::*;
 use super::Issues;
-use crate::gbdt::{GbdtParams, ValidGbdtParams};
+use crate::gbdt::{GbdtParams, ValidGbdtParams, PARAM_NAMES};
 
 /// A validated segment spec. With `for_each`, this is a template: `{value}` in its name and
 /// SQL is replaced per value by [`SegmentSpec::expand`].
@@ -839,7 +839,7 @@ fn validate_gbdt(
                 format!(
                     "`gbdt` takes its params in `[segment.model.params]`; move `{name}` there \
                      (gbdt params: {})",
-                    GBDT_PARAMS.join(", ")
+                    PARAM_NAMES.join(", ")
                 ),
             );
             ok = false;
@@ -859,11 +859,11 @@ fn validate_gbdt(
         .clone()
         .unwrap_or_else(|| serde_json::json!({}));
     if let Some(table) = raw.as_object() {
-        for k in table.keys().filter(|k| !GBDT_PARAMS.contains(&k.as_str())) {
+        for k in table.keys().filter(|k| !PARAM_NAMES.contains(&k.as_str())) {
             issues.push(
                 file,
                 key(&format!("model.params.{k}")),
-                format!("unknown gbdt param; known: {}", GBDT_PARAMS.join(", ")),
+                format!("unknown gbdt param; known: {}", PARAM_NAMES.join(", ")),
             );
             ok = false;
         }
@@ -893,26 +893,6 @@ fn validate_gbdt(
         }
     }
 }
-
-/// The keys of `[segment.model.params]` for `gbdt` (with their aliases).
-const GBDT_PARAMS: [&str; 16] = [
-    "n_estimators",
-    "iterations",
-    "learning_rate",
-    "max_depth",
-    "max_leaves",
-    "growth",
-    "min_leaf_weight",
-    "l1",
-    "l2",
-    "gamma",
-    "subsample",
-    "colsample",
-    "colsample_bytree",
-    "max_bins",
-    "seed",
-    "nthreads",
-];
 
 fn join(set: &BTreeSet<String>) -> String {
     if set.is_empty() {
