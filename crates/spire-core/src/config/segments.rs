@@ -38,6 +38,10 @@ pub enum ForEach {
 
 /// What kind of segment.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a project holds a few specs (a `for_each` family shares one), built once at load"
+)]
 pub enum SegmentKind {
     /// Membership by a SQL predicate over the feature snapshot.
     RulePredicate {
