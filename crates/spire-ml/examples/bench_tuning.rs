@@ -88,7 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keys: Vec<String> = (0..rows).map(|i| format!("u{i}")).collect();
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
 
-    let mut warm_pool: Vec<Trial> = Vec::new();
+    let mut warm_pool: Vec<Vec<Trial>> = Vec::new();
     let mut out = Vec::new();
     for j in 0..members.min(m) {
         let (_, y) = labels.column(j);
@@ -108,7 +108,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let long = tune(&space, &params(reference, 1000 + j as u64), &cv, &[])?;
         let target = long.best().value.unwrap_or(f64::NAN) - 0.001;
         let cold = tune(&space, &params(budget, j as u64), &cv, &[])?;
-        let warm = tune(&space, &params(budget, j as u64), &cv, &warm_pool)?;
+        let studies: Vec<&[Trial]> = warm_pool.iter().map(Vec::as_slice).collect();
+        let warm = tune(&space, &params(budget, j as u64), &cv, &studies)?;
         let (c, w) = (
             first_reaching(&cold.trials, target),
             first_reaching(&warm.trials, target),
@@ -117,9 +118,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.push(serde_json::json!({
             "member": j, "target": target, "cold_trials": c, "warm_trials": w,
             "cold_best": cold.best().value, "warm_best": warm.best().value,
-            "warm_pool": warm_pool.len(),
+            "warm_studies": warm_pool.len(),
         }));
-        warm_pool.extend(warm.trials.iter().cloned());
+        warm_pool.push(warm.trials.clone());
     }
     let later: Vec<&serde_json::Value> = out.iter().skip(1).collect();
     let mean = |k: &str| {

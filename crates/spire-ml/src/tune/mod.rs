@@ -9,8 +9,11 @@
 //!
 //! Trials run in batches of `parallel`; a batch is proposed from the trials completed
 //! before it, so results do not depend on the thread count. A family warm-starts by
-//! passing the trials of an earlier member ([`TuneParams::warm_start`]): TPE then proposes
-//! from their good region from the first batch on.
+//! passing the trials of earlier members (one study each, see [`tune`]): TPE then proposes
+//! from their good region from the first batch on. Scores of different members are not
+//! comparable (one segment's best AUC may be another's worst), so TPE sees every study's
+//! scores as rank quantiles within that study, and the pruning median uses the current
+//! study's trials only.
 
 mod tpe;
 
@@ -94,15 +97,16 @@ impl TuneResult {
     }
 }
 
-/// Runs the search. `warm_start` trials (e.g. an earlier family member's) inform TPE but are
-/// not re-evaluated or returned.
+/// Runs the search. `warm_start` holds earlier studies (e.g. one per earlier family member):
+/// their trials inform TPE, ranked within their own study, but are not re-evaluated,
+/// returned or used for pruning.
 ///
 /// Fails on invalid params or space, and when no trial completes (the last error is named).
 pub fn tune(
     space: &SearchSpace,
     params: &TuneParams,
     objective: &dyn Objective,
-    warm_start: &[Trial],
+    warm_start: &[&[Trial]],
 ) -> Result<TuneResult, MlError> {
     let bad = |message: String| MlError::Params {
         algorithm: "tuning".into(),
@@ -116,15 +120,14 @@ pub fn tune(
         let start = trials.len();
         let batch = params.parallel.min(params.trials - start);
         // Proposals and the pruning reference come from trials completed before the batch.
-        let completed: Vec<&Trial> = warm_start
+        let completed: Vec<&Trial> = trials
             .iter()
-            .chain(trials.iter())
             .filter(|t| t.state == TrialState::Complete && t.value.is_some())
             .collect();
-        let observations: Vec<(&ParamMap, f64)> = completed
-            .iter()
-            .filter_map(|t| t.value.map(|v| (&t.params, v)))
-            .collect();
+        let mut observations: Vec<(&ParamMap, f64)> = Vec::new();
+        for study in warm_start.iter().copied().chain([trials.as_slice()]) {
+            observations.extend(rank_quantiles(study));
+        }
         let candidates: Vec<ParamMap> = (start..start + batch)
             .map(|number| {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(
@@ -193,6 +196,22 @@ fn sample_uniform(space: &SearchSpace, rng: &mut impl Rng) -> ParamMap {
 
 /// The median over `completed` of the mean of their first `fold + 1` fold values, once at
 /// least `min_trials` trials have that many folds.
+/// The complete trials of one study with their score's rank quantile in it: the best gets
+/// 1, the worst `1/n` (ties keep trial order), so studies of different scales mix.
+fn rank_quantiles(study: &[Trial]) -> Vec<(&ParamMap, f64)> {
+    let mut done: Vec<(&ParamMap, f64)> = study
+        .iter()
+        .filter(|t| t.state == TrialState::Complete)
+        .filter_map(|t| t.value.map(|v| (&t.params, v)))
+        .collect();
+    done.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let n = done.len() as f64;
+    done.into_iter()
+        .enumerate()
+        .map(|(i, (p, _))| (p, (i + 1) as f64 / n))
+        .collect()
+}
+
 fn running_median(completed: &[&Trial], fold: usize, min_trials: usize) -> Option<f64> {
     let mut means: Vec<f64> = completed
         .iter()

@@ -111,6 +111,33 @@ fn results_do_not_depend_on_thread_count() {
 }
 
 #[test]
+fn warm_start_is_blind_to_the_scale_of_earlier_studies() {
+    // Another member's AUCs may all sit above (or below) this one's: only their order within
+    // their own study counts, so an affine rescale of a prior study changes nothing.
+    let p = TuneParams {
+        trials: 12,
+        prune: false,
+        seed: 3,
+        ..TuneParams::default()
+    };
+    let prior = tune(&space(), &p, &Bowl::new(2), &[]).unwrap().trials;
+    let rescaled: Vec<Trial> = prior
+        .iter()
+        .cloned()
+        .map(|mut t| {
+            t.value = t.value.map(|v| 0.2 * v + 40.0);
+            t
+        })
+        .collect();
+    let a = tune(&space(), &p, &Bowl::new(1), &[&prior]).unwrap();
+    let b = tune(&space(), &p, &Bowl::new(1), &[&rescaled]).unwrap();
+    assert_eq!(a, b);
+    // ... and the prior does steer the search (not ignored).
+    let cold = tune(&space(), &p, &Bowl::new(1), &[]).unwrap();
+    assert_ne!(a.trials[0].params, cold.trials[0].params);
+}
+
+#[test]
 fn warm_start_reaches_a_good_region_sooner() {
     // An earlier family member with a nearby optimum.
     let mut earlier = Bowl::new(1);
@@ -137,7 +164,7 @@ fn warm_start_reaches_a_good_region_sooner() {
             .best()
             .value
             .unwrap();
-        warm_sum += tune(&space(), &p, &Bowl::new(1), &prior.trials)
+        warm_sum += tune(&space(), &p, &Bowl::new(1), &[&prior.trials])
             .unwrap()
             .best()
             .value

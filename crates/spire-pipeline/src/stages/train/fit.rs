@@ -264,7 +264,7 @@ fn fit_family(
     // Tuned segments search l2/l1 by cross-validation on their training users first; later
     // members of a `for_each` family warm-start from the trials of earlier ones.
     let mut tunings: Vec<Option<TuneResult>> = Vec::with_capacity(prepared.len());
-    let mut family_trials: BTreeMap<&str, Vec<Trial>> = BTreeMap::new();
+    let mut family_trials: BTreeMap<&str, Vec<Vec<Trial>>> = BTreeMap::new();
     for (p, split) in prepared.iter().zip(&splits) {
         let Some(t) = &p.spec.tune else {
             tunings.push(None);
@@ -292,16 +292,16 @@ fn fit_family(
             seed,
             ..t.params.clone()
         };
-        let warm = family_trials
-            .get(p.s.family.as_str())
-            .cloned()
+        let earlier = family_trials.get(p.s.family.as_str());
+        let warm: Vec<&[Trial]> = earlier
+            .map(|studies| studies.iter().map(Vec::as_slice).collect())
             .unwrap_or_default();
         let result = spire_ml::tune::tune(&t.space, &params, &objective, &warm)
             .map_err(|e| model_err(name, e))?;
         family_trials
             .entry(p.s.family.as_str())
             .or_default()
-            .extend(result.trials.iter().cloned());
+            .push(result.trials.clone());
         tunings.push(Some(result));
     }
     let members: Vec<Member> = prepared
