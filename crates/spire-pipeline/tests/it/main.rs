@@ -37,6 +37,61 @@ fn foreign_read(table: &Path, extra: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// For a segment written with `output.write_scores`: how many scores were written, and the
+/// largest gap between a written score and `model`'s own prediction on the latest
+/// `behaviour` snapshot.
+async fn written_vs_own(
+    ws: &Workspace,
+    segment: &str,
+    model: &dyn spire_ml::Predictor,
+) -> (usize, f64) {
+    let (fctx, fv) = spire_features::dataset::features_session(&ws.lake, "behaviour")
+        .await
+        .unwrap();
+    let as_of = spire_features::dataset::latest_as_of(&fctx)
+        .await
+        .unwrap()
+        .unwrap();
+    let snap = spire_features::dataset::load(&fctx, "behaviour", fv, as_of)
+        .await
+        .unwrap();
+    let idx: Vec<usize> = model
+        .feature_names()
+        .iter()
+        .map(|n| snap.columns.iter().position(|c| c == n).unwrap())
+        .collect();
+    let ncol = snap.columns.len();
+    let data: Vec<f64> = (0..snap.user_ids.len())
+        .flat_map(|r| idx.iter().map(move |i| (r, *i)))
+        .map(|(r, i)| snap.values[r * ncol + i])
+        .collect();
+    let x = spire_ml::Matrix::new(snap.user_ids.len(), idx.len(), data).unwrap();
+    let own: std::collections::HashMap<&str, f64> = snap
+        .user_ids
+        .iter()
+        .map(String::as_str)
+        .zip(model.predict_proba(&x).unwrap())
+        .collect();
+    let ctx = ws.lake.session();
+    ws.lake.register_all(&ctx).await.unwrap();
+    let written = Lake::query(
+        &ctx,
+        &format!("SELECT user_id, score FROM scores WHERE segment = '{segment}'"),
+    )
+    .await
+    .unwrap();
+    let (mut n, mut gap) = (0, 0f64);
+    for b in &written {
+        let users = spire_lake::columns::strings(b, "user_id").unwrap();
+        let scores = spire_lake::columns::floats(b, "score").unwrap();
+        for (u, p) in users.iter().zip(scores.iter()) {
+            gap = gap.max((own[u.unwrap()] - p.unwrap()).abs());
+            n += 1;
+        }
+    }
+    (n, gap)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_runs_the_whole_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
@@ -363,95 +418,15 @@ features = {inputs:?}
     let onnx = spire_pipeline::stages::train::load_artifact(&v.artifact_uri, "x").unwrap();
     assert_eq!(onnx.flavor(), "onnx");
     assert_eq!(onnx.feature_names(), inputs.as_slice());
-    {
-        let (fctx, fv) = spire_features::dataset::features_session(&ws.lake, "behaviour")
-            .await
-            .unwrap();
-        let as_of = spire_features::dataset::latest_as_of(&fctx)
-            .await
-            .unwrap()
-            .unwrap();
-        let snap = spire_features::dataset::load(&fctx, "behaviour", fv, as_of)
-            .await
-            .unwrap();
-        let ncol = snap.columns.len();
-        let data: Vec<f64> = (0..snap.user_ids.len())
-            .flat_map(|r| snap.values[r * ncol..r * ncol + 10].to_vec())
-            .collect();
-        let x = spire_ml::Matrix::new(snap.user_ids.len(), 10, data).unwrap();
-        let own = onnx.predict_proba(&x).unwrap();
-        let own: std::collections::HashMap<&str, f64> =
-            snap.user_ids.iter().map(String::as_str).zip(own).collect();
-        let ctx = ws.lake.session();
-        ws.lake.register_all(&ctx).await.unwrap();
-        let written = Lake::query(
-            &ctx,
-            "SELECT user_id, score FROM scores WHERE segment = 'gadgets-imported'",
-        )
-        .await
-        .unwrap();
-        let mut n = 0;
-        for b in &written {
-            let users = spire_lake::columns::strings(b, "user_id").unwrap();
-            let scores = spire_lake::columns::floats(b, "score").unwrap();
-            for (u, p) in users.iter().zip(scores.iter()) {
-                let (u, p) = (u.unwrap(), p.unwrap());
-                assert!((own[u] - p).abs() < 1e-9, "user {u}");
-                n += 1;
-            }
-        }
-        assert_eq!(n, snap.user_ids.len());
-    }
+    let (n, gap) = written_vs_own(&ws, "gadgets-imported", onnx.as_ref()).await;
+    assert!(gap < 1e-9, "imported: max |written − own| {gap}");
+    assert_eq!(n, scored("gadgets-imported").eligible);
 
     // Scoring serves a feature set's logistic champions with one f32 product: every user's
     // written score agrees with the champion's own (f64) prediction on the snapshot.
-    let (fctx, fv) = spire_features::dataset::features_session(&ws.lake, "behaviour")
-        .await
-        .unwrap();
-    let as_of = spire_features::dataset::latest_as_of(&fctx)
-        .await
-        .unwrap()
-        .unwrap();
-    let snap = spire_features::dataset::load(&fctx, "behaviour", fv, as_of)
-        .await
-        .unwrap();
-    let idx: Vec<usize> = model
-        .feature_names()
-        .iter()
-        .map(|n| snap.columns.iter().position(|c| c == n).unwrap())
-        .collect();
-    let ncol = snap.columns.len();
-    let data: Vec<f64> = (0..snap.user_ids.len())
-        .flat_map(|r| idx.iter().map(move |i| (r, *i)))
-        .map(|(r, i)| snap.values[r * ncol + i])
-        .collect();
-    let x = spire_ml::Matrix::new(snap.user_ids.len(), idx.len(), data).unwrap();
-    let own: std::collections::HashMap<&str, f64> = snap
-        .user_ids
-        .iter()
-        .map(String::as_str)
-        .zip(model.predict_proba(&x).unwrap())
-        .collect();
-    let ctx = ws.lake.session();
-    ws.lake.register_all(&ctx).await.unwrap();
-    let written = Lake::query(
-        &ctx,
-        "SELECT user_id, score FROM scores WHERE segment = 'gadgets-audience-25'",
-    )
-    .await
-    .unwrap();
-    let mut n_written = 0;
-    for b in &written {
-        let users = spire_lake::columns::strings(b, "user_id").unwrap();
-        let scores = spire_lake::columns::floats(b, "score").unwrap();
-        for (u, p) in users.iter().zip(scores.iter()) {
-            let (u, p) = (u.unwrap(), p.unwrap());
-            let gap = (own[u] - p).abs();
-            assert!(gap < 1e-5, "user {u}: written {p}, champion {}", own[u]);
-            n_written += 1;
-        }
-    }
-    assert_eq!(n_written, scored("gadgets-audience-25").eligible);
+    let (n, gap) = written_vs_own(&ws, "gadgets-audience-25", model.as_ref()).await;
+    assert!(gap < 1e-5, "fused scoring: max |written − own| {gap}");
+    assert_eq!(n, scored("gadgets-audience-25").eligible);
 
     // min_precision: the cut chosen on held-out users is versioned with the model, recorded
     // with the run, and applied by scoring.
