@@ -29,6 +29,31 @@ pub struct FeatureMatrix {
     pub values: Vec<f64>,
 }
 
+impl FeatureMatrix {
+    /// The column index of each of `names`, in that order; `Err` lists the names the
+    /// snapshot lacks, in that order.
+    pub fn column_indices(&self, names: &[String]) -> std::result::Result<Vec<usize>, Vec<String>> {
+        let index: std::collections::HashMap<&str, usize> = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), i))
+            .collect();
+        let missing: Vec<String> = names
+            .iter()
+            .filter(|n| !index.contains_key(n.as_str()))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(missing);
+        }
+        Ok(names
+            .iter()
+            .filter_map(|n| index.get(n.as_str()).copied())
+            .collect())
+    }
+}
+
 /// A session with `features` registered for `feature_set`; returns the version read.
 pub async fn features_session(lake: &Lake, feature_set: &str) -> Result<(SessionContext, i64)> {
     let ctx = lake.session();

@@ -419,23 +419,12 @@ fn evaluate(
 /// The snapshot's columns in the order the model expects; a missing column is an error
 /// telling the user to retrain.
 fn aligned_matrix(m: &FeatureMatrix, names: &[String], segment: &str) -> Result<Matrix> {
-    let index: HashMap<&str, usize> = m
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.as_str(), i))
-        .collect();
-    let idx: Vec<usize> = names
-        .iter()
-        .map(|n| {
-            index.get(n.as_str()).copied().ok_or_else(|| {
-                PipelineError::InvalidInput(format!(
-                    "segment `{segment}`: the champion expects feature `{n}`, which snapshot {} of `{}` lacks; retrain with `spire run {segment}`",
-                    m.as_of, m.feature_set
-                ))
-            })
-        })
-        .collect::<Result<_>>()?;
+    let idx = m.column_indices(names).map_err(|missing| {
+        PipelineError::InvalidInput(format!(
+            "segment `{segment}`: the champion expects feature `{}`, which snapshot {} of `{}` lacks; retrain with `spire run {segment}`",
+            missing[0], m.as_of, m.feature_set
+        ))
+    })?;
     let ncol = m.columns.len();
     let mut data = Vec::with_capacity(m.user_ids.len() * idx.len());
     for r in 0..m.user_ids.len() {

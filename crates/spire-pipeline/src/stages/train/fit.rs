@@ -187,24 +187,15 @@ fn load_import(segment: &str, import: &ImportSpec) -> Result<Box<dyn Predictor>>
 /// The snapshot column of each feature a model reads, in the model's order; a feature the
 /// snapshot lacks is an error naming it and the columns there are.
 fn snapshot_columns(m: &FeatureMatrix, names: &[String], segment: &str) -> Result<Vec<usize>> {
-    let missing: Vec<&str> = names
-        .iter()
-        .filter(|n| !m.columns.contains(n))
-        .map(String::as_str)
-        .collect();
-    if !missing.is_empty() {
-        return Err(PipelineError::InvalidInput(format!(
+    m.column_indices(names).map_err(|missing| {
+        PipelineError::InvalidInput(format!(
             "segment `{segment}`: the imported model reads feature(s) {} that feature set `{}` \
              does not have; name its inputs with `model.features` (the set has: {})",
             missing.join(", "),
             m.feature_set,
             m.columns.join(", ")
-        )));
-    }
-    Ok(names
-        .iter()
-        .filter_map(|n| m.columns.iter().position(|c| c == n))
-        .collect())
+        ))
+    })
 }
 
 /// For a `min_precision` output rule, the score cut reaching it on the held-out users.
