@@ -89,19 +89,64 @@ pub enum Command {
     },
     /// Serve the segment lookup API and the MLflow-compatible tracking API.
     ///
-    /// MLflow clients point their tracking URI at the server (MLFLOW_TRACKING_URI=http://ADDR).
-    /// The `champion` alias moves through that API only with the admin token.
+    /// MLflow clients point their tracking URI at the server (MLFLOW_TRACKING_URI=http://ADDR,
+    /// and MLFLOW_TRACKING_TOKEN once tokens exist). Without any API token (`spire tokens
+    /// create`) the server listens on loopback only; with one, every request but /healthz
+    /// needs a token. The `champion` alias moves through the API only with an admin token.
     ///
     /// Example: spire serve --addr 127.0.0.1:8080 ; curl localhost:8080/v1/users/u0000042/segments
     Serve {
-        /// Address to listen on.
+        /// Address to listen on (a non-loopback address needs an API token to exist).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
-        /// Token that lets MLflow clients move the protected `champion` alias (sent as
-        /// `Authorization: Bearer TOKEN`, e.g. through MLFLOW_TRACKING_TOKEN). Without it
-        /// nobody can move `champion` through the MLflow API.
+        /// An extra admin token, e.g. for automation, that may move the protected
+        /// `champion` alias (sent as `Authorization: Bearer TOKEN`). On its own it opens
+        /// nothing else: tokens made with `spire tokens create` decide who may call.
         #[arg(long, env = "SPIRE_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
+    },
+    /// API tokens for `spire serve` (stored hashed in the registry).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Remove deleted runs for good: their artifacts (local or S3), then their rows.
+    ///
+    /// Runs that are the source of a model version are kept.
+    ///
+    /// Example: spire gc --older-than 30d --dry-run
+    Gc {
+        /// Only runs deleted at least this long ago, e.g. `30d`, `12h`, `0s`.
+        #[arg(long, default_value = "0s", value_name = "DURATION")]
+        older_than: String,
+        /// Report what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `spire tokens ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Make a token; its secret is printed once and stored only as a hash.
+    ///
+    /// Example: spire tokens create ad-server --role read
+    Create {
+        /// A name for the token (unique among live tokens), e.g. the client it is for.
+        name: String,
+        /// `read` (lookups, searches, downloads), `write` (also logging, registering,
+        /// uploading) or `admin` (also moving `champion`).
+        #[arg(long, value_parser = ["read", "write", "admin"])]
+        role: String,
+    },
+    /// List tokens (never their secrets).
+    ///
+    /// Example: spire tokens list --json
+    List,
+    /// Revoke a token by name or id; it stops working at once.
+    ///
+    /// Example: spire tokens revoke ad-server
+    Revoke {
+        /// The token's name or id.
+        token: String,
     },
 }
 

@@ -531,39 +531,20 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Sql { query, limit } => sql(&cli, query, *limit).await,
         Command::Serve { addr, admin_token } => {
             let ws = open(&cli).await?;
-            let state = spire_server::AppState::load(ws.lake.clone()).await?;
-            let artifacts = mlflow_artifact_root(&ws.project.storage.artifacts)?;
-            let mlflow = spire_server::MlflowState::new(
-                ws.registry.clone(),
-                spire_mlflow::ArtifactRoot::new(&artifacts),
-            )
-            .with_admin_token(admin_token.as_deref());
-            eprintln!("serving segments on http://{addr} (GET /v1/users/{{user_id}}/segments, /v1/segments, /healthz)");
-            eprintln!(
-                "serving the MLflow tracking API on http://{addr} (MLFLOW_TRACKING_URI=http://{addr}; artifacts in {}; champion alias {})",
-                artifacts.display(),
-                if admin_token.as_deref().is_some_and(|t| !t.is_empty()) {
-                    "movable with the admin token"
-                } else {
-                    "locked (no --admin-token)"
-                }
-            );
-            spire_server::serve(*addr, state, Some(mlflow))
-                .await
-                .map_err(|e| PipelineError::io(addr.to_string(), e))
+            crate::admin::serve(ws, *addr, admin_token.as_deref()).await
+        }
+        Command::Tokens(command) => {
+            let ws = open(&cli).await?;
+            crate::admin::tokens(&cli, &ws, command).await
+        }
+        Command::Gc {
+            older_than,
+            dry_run,
+        } => {
+            let ws = open(&cli).await?;
+            crate::admin::gc(&cli, &ws, older_than, *dry_run).await
         }
     }
-}
-
-/// The folder MLflow artifacts are served from: `mlflow/` in the project's artifact folder.
-fn mlflow_artifact_root(artifacts: &str) -> Result<std::path::PathBuf> {
-    let local = artifacts.strip_prefix("file://").unwrap_or(artifacts);
-    if local.contains("://") {
-        return Err(PipelineError::InvalidInput(format!(
-            "storage.artifacts is {artifacts:?}; the MLflow artifact API of `spire serve` needs              a local folder (object-store artifact roots are not served yet)"
-        )));
-    }
-    Ok(Path::new(local).join("mlflow"))
 }
 
 async fn sql(cli: &Cli, query: &str, limit: usize) -> Result<()> {

@@ -1,5 +1,6 @@
 //! The `spire` binary: parse arguments, dispatch, map errors to exit codes.
 
+mod admin;
 mod cli;
 mod commands;
 mod output;

@@ -424,3 +424,161 @@ fn runs_search_and_manual_promotion_with_audit_log() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A free loopback port (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The status code of `GET path` on `addr`, with an optional bearer token; `None` when
+/// nothing accepts the connection.
+fn http_status(addr: &str, path: &str, token: Option<&str>) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(
+        &addr.parse().unwrap(),
+        std::time::Duration::from_secs(2),
+    )
+    .ok()?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// This machine's address on its main interface, if it has one beyond loopback.
+fn outward_ip() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("10.255.255.255:1").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[test]
+fn serve_stays_on_loopback_until_a_token_exists_then_requires_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("p");
+    let p = project.to_str().unwrap();
+    assert!(spire(&["init", p]).status.success());
+
+    // No token: asked for every interface, it listens on loopback only and says so.
+    let port = free_port();
+    let (mut child, err) = {
+        let addr = format!("0.0.0.0:{port}");
+        let loopback = format!("127.0.0.1:{port}");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spire"))
+            .args(["--project", p, "serve", "--addr", &addr])
+            .env("SPIRE_LOG", "error")
+            .env_remove("SPIRE_ADMIN_TOKEN")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        for _ in 0..300 {
+            if http_status(&loopback, "/healthz", None) == Some(200) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(http_status(&loopback, "/v1/segments", None), Some(200));
+        if let Some(ip) = outward_ip() {
+            let outside = std::net::SocketAddr::new(ip, port).to_string();
+            assert_eq!(
+                http_status(&outside, "/healthz", None),
+                None,
+                "reachable on {outside} without a token"
+            );
+        }
+        child.kill().unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        (child, err)
+    };
+    child.wait().unwrap();
+    assert!(
+        err.contains(&format!("listens on 127.0.0.1:{port} only"))
+            && err.contains("spire tokens create"),
+        "{err}"
+    );
+
+    // A write token: printed once, listed without its secret.
+    let out = spire(&["--project", p, "tokens", "create", "ci", "--role", "write"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secret = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(secret.starts_with("spire_"), "{secret}");
+    let out = spire(&["--project", p, "--json", "tokens", "list"]);
+    let listed = String::from_utf8_lossy(&out.stdout).to_string();
+    let v: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(v[0]["name"], "ci");
+    assert_eq!(v[0]["role"], "write");
+    assert!(
+        !listed.contains(&secret[6..]),
+        "the secret is never shown again"
+    );
+    let out = spire(&["--project", p, "tokens", "create", "bad", "--role", "owner"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // With a token, every interface, and every request but /healthz needs the token.
+    let port = free_port();
+    let loopback = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spire"))
+        .args([
+            "--project",
+            p,
+            "serve",
+            "--addr",
+            &format!("0.0.0.0:{port}"),
+        ])
+        .env("SPIRE_LOG", "error")
+        .env_remove("SPIRE_ADMIN_TOKEN")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..300 {
+        if http_status(&loopback, "/healthz", None) == Some(200) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let statuses = (
+        http_status(&loopback, "/v1/segments", None),
+        http_status(&loopback, "/v1/segments", Some(&secret)),
+        http_status(
+            &loopback,
+            "/api/2.0/mlflow/experiments/search?max_results=10",
+            Some(&secret),
+        ),
+        outward_ip().map(|ip| {
+            http_status(
+                &std::net::SocketAddr::new(ip, port).to_string(),
+                "/healthz",
+                None,
+            )
+        }),
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(statuses.0, Some(401));
+    assert_eq!(statuses.1, Some(200));
+    assert_eq!(statuses.2, Some(200));
+    if let Some(outside) = statuses.3 {
+        assert_eq!(
+            outside,
+            Some(200),
+            "a token lets the server listen beyond loopback"
+        );
+    }
+    let out = spire(&["--project", p, "tokens", "revoke", "ci"]);
+    assert!(out.status.success());
+}

@@ -19,8 +19,10 @@ pub enum ErrorCode {
     ResourceDoesNotExist,
     /// The thing being created exists already (HTTP 400, as MLflow answers).
     ResourceAlreadyExists,
-    /// The caller may not do this (HTTP 403): moving the protected `champion` alias
-    /// without the admin token.
+    /// The request carries no valid token where one is needed (HTTP 401).
+    Unauthenticated,
+    /// The caller may not do this (HTTP 403): a read-only token writing, or moving the
+    /// protected `champion` alias without an admin token.
     PermissionDenied,
     /// No such endpoint (HTTP 404).
     EndpointNotFound,
@@ -40,6 +42,7 @@ impl ErrorCode {
             ErrorCode::BadRequest => "BAD_REQUEST",
             ErrorCode::ResourceDoesNotExist => "RESOURCE_DOES_NOT_EXIST",
             ErrorCode::ResourceAlreadyExists => "RESOURCE_ALREADY_EXISTS",
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
             ErrorCode::PermissionDenied => "PERMISSION_DENIED",
             ErrorCode::EndpointNotFound => "ENDPOINT_NOT_FOUND",
             ErrorCode::RequestLimitExceeded => "REQUEST_LIMIT_EXCEEDED",
@@ -55,6 +58,7 @@ impl ErrorCode {
             | ErrorCode::BadRequest
             | ErrorCode::ResourceAlreadyExists => StatusCode::BAD_REQUEST,
             ErrorCode::ResourceDoesNotExist | ErrorCode::EndpointNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
             ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
             ErrorCode::RequestLimitExceeded => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -14,15 +14,18 @@
 //!   create/get/search/get-download-uri, aliases set/get/delete;
 //!
 //! and MLflow's artifact proxy under `/api/2.0/mlflow-artifacts/artifacts/...` (upload,
-//! download, list, delete) over a local folder ([`ArtifactRoot`]).
+//! download, list, delete) over Spire's [`ArtifactStore`] (a local folder or S3-compatible
+//! storage).
 //!
 //! Errors are MLflow's: `{"error_code": "INVALID_PARAMETER_VALUE" | "RESOURCE_DOES_NOT_EXIST"
 //! | "RESOURCE_ALREADY_EXISTS" | "PERMISSION_DENIED" | …, "message": …}` with MLflow's
 //! HTTP status for each code; malformed or oversized requests get a 4xx, never a 500.
 //!
-//! The `champion` alias is protected: setting or deleting it through this API needs the
-//! admin token ([`MlflowState::with_admin_token`], sent as `Authorization: Bearer …`), so
-//! no MLflow client bypasses Spire's promotion gate.
+//! Access is checked per request ([`Access`], [`require_token`]): with tokens configured,
+//! reads need a `read` token and writes a `write` token (`Authorization: Bearer …`, which
+//! MLflow clients send from `MLFLOW_TRACKING_TOKEN`). The `champion` alias is protected:
+//! setting or deleting it through this API needs an `admin` token, so no MLflow client
+//! bypasses Spire's promotion gate.
 //!
 //! Spire-specific mapping: MLflow's default experiment id `0` is the experiment named
 //! `Default`; a run's segment is its `spire.segment` tag, else its experiment's name; run
@@ -44,37 +47,35 @@ use axum::http::Uri;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use spire_registry::Registry;
+use spire_registry::{ArtifactStore, Registry};
 
-pub use artifacts::{ArtifactRoot, MAX_ARTIFACT_BYTES};
-pub use auth::{AliasGuard, PROTECTED_ALIAS};
+pub use artifacts::MAX_ARTIFACT_BYTES;
+pub use auth::{needed_role, require_token, Access, Caller, PROTECTED_ALIAS};
 pub use error::{ApiError, ErrorCode};
 pub use request::MAX_JSON_BODY;
 
-/// What the MLflow API serves: the registry, the artifact folder, and who may move the
-/// protected alias.
+/// What the MLflow API serves: the registry, the artifact store, and who may call it.
 #[derive(Clone, Debug)]
 pub struct MlflowState {
     registry: Registry,
-    artifacts: ArtifactRoot,
-    auth: AliasGuard,
+    artifacts: ArtifactStore,
+    access: Access,
 }
 
 impl MlflowState {
-    /// Serves `registry` with artifacts under `artifact_root`; without an admin token
-    /// nobody may move `champion` through the API.
-    pub fn new(registry: Registry, artifact_root: ArtifactRoot) -> MlflowState {
+    /// Serves `registry` with artifacts in `artifacts`, open to every caller
+    /// ([`Access::open`]: for loopback only) until [`MlflowState::with_access`].
+    pub fn new(registry: Registry, artifacts: ArtifactStore) -> MlflowState {
         MlflowState {
             registry,
-            artifacts: artifact_root,
-            auth: AliasGuard::default(),
+            artifacts,
+            access: Access::open(),
         }
     }
 
-    /// Lets requests bearing `token` move the protected `champion` alias (`None` or an
-    /// empty token: nobody may).
-    pub fn with_admin_token(mut self, token: Option<&str>) -> MlflowState {
-        self.auth = AliasGuard::new(token);
+    /// Checks callers with `access`.
+    pub fn with_access(mut self, access: Access) -> MlflowState {
+        self.access = access;
         self
     }
 }
@@ -197,11 +198,13 @@ async fn endpoint_not_found(uri: Uri) -> ApiError {
 /// The MLflow-compatible API over `state`, with a fallback answering `ENDPOINT_NOT_FOUND`
 /// for every other path (merge it with other routers that have no fallback).
 pub fn router(state: MlflowState) -> Router {
+    let access = state.access.clone();
     Router::new()
         .nest("/api/2.0", v2())
         .nest("/ajax-api/2.0", v2())
         .route("/api/3.0/mlflow/server-info", get(server_info))
         .route("/ajax-api/3.0/mlflow/server-info", get(server_info))
         .fallback(endpoint_not_found)
+        .layer(axum::middleware::from_fn_with_state(access, require_token))
         .with_state(state)
 }

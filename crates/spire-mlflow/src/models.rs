@@ -1,12 +1,13 @@
 //! Registered models, model versions and aliases: MLflow's model registry endpoints.
-//! Moving the protected `champion` alias needs the admin token (see [`crate::auth`]).
+//! Moving the protected `champion` alias needs an admin token (see [`crate::auth`]).
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::Extension;
 use axum::Json;
 use serde_json::{json, Value};
 use spire_registry::{ModelRegistry, ModelVersion, RegisteredModel, RegistryError, TrackingStore};
 
+use crate::auth::{alias_actor, Caller};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::filter::{Entity, Field, Filter};
 use crate::page::Page;
@@ -272,13 +273,13 @@ pub(crate) async fn search_versions(State(s): State<MlflowState>, p: Params) -> 
 /// admin token.
 pub(crate) async fn set_alias(
     State(s): State<MlflowState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     p: Params,
 ) -> JsonResult {
     let name = p.str("name")?;
     let alias = p.str("alias")?;
     let version = version_number(&p)?;
-    let actor = s.auth.alias_actor(&headers, &name, &alias)?;
+    let actor = alias_actor(&caller, &name, &alias)?;
     read_model(&s, &name).await?;
     read_version(&s, &name, version).await?;
     s.registry
@@ -290,12 +291,12 @@ pub(crate) async fn set_alias(
 /// `DELETE registered-models/alias`. `champion` needs the admin token.
 pub(crate) async fn delete_alias(
     State(s): State<MlflowState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     p: Params,
 ) -> JsonResult {
     let name = p.str("name")?;
     let alias = p.str("alias")?;
-    let actor = s.auth.alias_actor(&headers, &name, &alias)?;
+    let actor = alias_actor(&caller, &name, &alias)?;
     read_model(&s, &name).await?;
     match s
         .registry

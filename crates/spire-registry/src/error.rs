@@ -53,6 +53,19 @@ pub enum RegistryError {
     /// Applying the schema migrations failed (e.g. the database was written by a newer Spire).
     #[error("could not bring the registry schema up to date")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// Artifact storage (a local folder or an object store) failed; `what` says what was
+    /// being done to which file.
+    ///
+    /// Kind [`ErrorKind::Unavailable`] when the store could not be reached or answered
+    /// with an error (retrying later may succeed), [`ErrorKind::Internal`] otherwise.
+    #[error("artifact storage failed while {what}")]
+    Artifact {
+        /// What was being done, e.g. `writing artifact "1/ab/artifacts/model.json" in s3://models`.
+        what: String,
+        /// The object store's error.
+        #[source]
+        source: object_store::Error,
+    },
     /// A stored value could not be decoded (a corrupt or hand-edited database).
     #[error("corrupt registry data: {what}")]
     Corrupt {
@@ -78,6 +91,12 @@ impl RegistryError {
                 _ => ErrorKind::Internal,
             },
             RegistryError::Corrupt { .. } => ErrorKind::Internal,
+            RegistryError::Artifact { source, .. } => match source {
+                object_store::Error::Generic { .. } => ErrorKind::Unavailable,
+                object_store::Error::NotFound { .. } => ErrorKind::NotFound,
+                object_store::Error::InvalidPath { .. } => ErrorKind::InvalidInput,
+                _ => ErrorKind::Internal,
+            },
         }
     }
 

@@ -40,22 +40,27 @@
 //! # }
 //! ```
 
+pub mod artifacts;
 mod backend;
 mod check;
 mod error;
+pub mod gc;
 mod registry;
 mod search;
 mod store;
+pub mod tokens;
 mod types;
 
+pub use artifacts::ArtifactStore;
 pub use error::RegistryError;
 pub use registry::{Backend, Registry};
 pub use search::{RunPage, RunSearch, MAX_SEARCH_RESULTS};
 pub use store::{ModelRegistry, TrackingStore};
+pub use tokens::{ApiToken, NewToken, Role, TokenStore};
 pub use types::{
-    AliasEvent, Experiment, Lifecycle, LogBatch, LoggedModel, LoggedModelStatus, Metric,
-    ModelVersion, NewLoggedModel, NewRun, RegisteredModel, Run, RunFilter, RunOutput, RunStatus,
-    TableInput, ViewType,
+    AliasEvent, DeletedRun, Experiment, Lifecycle, LogBatch, LoggedModel, LoggedModelStatus,
+    Metric, ModelVersion, NewLoggedModel, NewRun, RegisteredModel, Run, RunFilter, RunOutput,
+    RunStatus, TableInput, ViewType,
 };
 
 /// The most entries (metric points, params and tags together) one

@@ -9,10 +9,11 @@ use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{Database, Pool};
 
 use crate::backend::{postgres, sqlite};
+use crate::tokens::{ApiToken, NewToken, Role, TokenStore};
 use crate::{
-    AliasEvent, Experiment, LogBatch, LoggedModel, LoggedModelStatus, Metric, ModelRegistry,
-    ModelVersion, NewLoggedModel, NewRun, RegisteredModel, RegistryError, Run, RunFilter,
-    RunOutput, RunPage, RunSearch, RunStatus, TrackingStore, ViewType,
+    AliasEvent, DeletedRun, Experiment, LogBatch, LoggedModel, LoggedModelStatus, Metric,
+    ModelRegistry, ModelVersion, NewLoggedModel, NewRun, RegisteredModel, RegistryError, Run,
+    RunFilter, RunOutput, RunPage, RunSearch, RunStatus, TrackingStore, ViewType,
 };
 
 /// The URL schemes [`Registry::open`] accepts, for error messages.
@@ -241,6 +242,17 @@ impl TrackingStore for Registry {
         dispatch!(self, s => s.restore_run(run_id))
     }
 
+    async fn deleted_runs(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<DeletedRun>, RegistryError> {
+        dispatch!(self, s => s.deleted_runs(before))
+    }
+
+    async fn purge_run(&self, run_id: &str) -> Result<(), RegistryError> {
+        dispatch!(self, s => s.purge_run(run_id))
+    }
+
     async fn create_logged_model(
         &self,
         model: NewLoggedModel,
@@ -297,6 +309,28 @@ impl TrackingStore for Registry {
         outputs: &[RunOutput],
     ) -> Result<(), RegistryError> {
         dispatch!(self, s => s.log_run_outputs(run_id, outputs))
+    }
+}
+
+impl TokenStore for Registry {
+    async fn create_token(&self, name: &str, role: Role) -> Result<NewToken, RegistryError> {
+        dispatch!(self, s => s.create_token(name, role))
+    }
+
+    async fn verify_token(&self, secret: &str) -> Result<Option<ApiToken>, RegistryError> {
+        dispatch!(self, s => s.verify_token(secret))
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>, RegistryError> {
+        dispatch!(self, s => s.list_tokens())
+    }
+
+    async fn revoke_token(&self, name_or_id: &str) -> Result<ApiToken, RegistryError> {
+        dispatch!(self, s => s.revoke_token(name_or_id))
+    }
+
+    async fn has_live_tokens(&self) -> Result<bool, RegistryError> {
+        dispatch!(self, s => s.has_live_tokens())
     }
 }
 

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use crate::{
-    AliasEvent, Experiment, LogBatch, LoggedModel, LoggedModelStatus, Metric, ModelVersion,
-    NewLoggedModel, NewRun, RegisteredModel, RegistryError, Run, RunFilter, RunOutput, RunPage,
-    RunSearch, RunStatus, ViewType,
+    AliasEvent, DeletedRun, Experiment, LogBatch, LoggedModel, LoggedModelStatus, Metric,
+    ModelVersion, NewLoggedModel, NewRun, RegisteredModel, RegistryError, Run, RunFilter,
+    RunOutput, RunPage, RunSearch, RunStatus, ViewType,
 };
 
 /// Experiments and runs: what each run read, the params it used, the metrics it measured.
@@ -217,6 +217,20 @@ pub trait TrackingStore: Send + Sync {
     /// Makes a deleted run active again. Idempotent; an unknown run is
     /// [`RegistryError::NotFound`].
     fn restore_run(&self, run_id: &str) -> impl Future<Output = Result<(), RegistryError>> + Send;
+
+    /// The runs deleted before `before`, oldest deletion first: what garbage collection
+    /// may remove.
+    fn deleted_runs(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<Vec<DeletedRun>, RegistryError>> + Send;
+
+    /// Removes a deleted run for good, with its params, metrics, tags, inputs and outputs,
+    /// in one transaction (its artifacts are the caller's: see `spire gc`). Logged models
+    /// it made stay, without a source run. A run that is not deleted, or that is the
+    /// source of a model version, is [`RegistryError::Conflict`] saying so; an unknown run
+    /// is [`RegistryError::NotFound`].
+    fn purge_run(&self, run_id: &str) -> impl Future<Output = Result<(), RegistryError>> + Send;
 
     /// Creates a logged model (MLflow 3) in status `pending` with its params and tags, in
     /// one transaction, and returns it with its new id (`m-` and 32 hex digits). An unknown

@@ -389,6 +389,20 @@ impl Default for RunFilter {
     }
 }
 
+/// A soft-deleted run, as garbage collection sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedRun {
+    /// The run's id.
+    pub run_id: String,
+    /// Its experiment's id (the first folder of its artifacts).
+    pub experiment_id: String,
+    /// When it was deleted.
+    pub deleted_at: DateTime<Utc>,
+    /// A model version made from this run (model name, version), if any: such a run is
+    /// kept, since the version's artifact lives in the run's folder.
+    pub model_version: Option<(String, i64)>,
+}
+
 /// One immutable version of a registered model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelVersion {

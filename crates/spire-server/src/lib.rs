@@ -22,7 +22,7 @@ use spire_core::ErrorKind;
 use spire_lake::Lake;
 use spire_pipeline::index::SegmentIndex;
 
-pub use spire_mlflow::MlflowState;
+pub use spire_mlflow::{Access, MlflowState};
 
 /// Shared server state: the lake and the loaded index (swapped atomically on reload).
 #[derive(Clone)]
@@ -73,13 +73,17 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The router over `state`.
-pub fn router(state: AppState) -> Router {
+/// The router over `state`; callers are checked by `access` (`/healthz` is open to all).
+pub fn router(state: AppState, access: Access) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/users/{user_id}/segments", get(user_segments))
         .route("/v1/segments", get(segments))
         .route("/v1/reload", post(reload))
+        .layer(axum::middleware::from_fn_with_state(
+            access,
+            spire_mlflow::require_token,
+        ))
         .with_state(state)
 }
 
@@ -117,24 +121,25 @@ async fn reload(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
 }
 
 /// The segment API, plus the MLflow-compatible API when `mlflow` is given (unknown paths
-/// then answer MLflow's `ENDPOINT_NOT_FOUND` error body).
-pub fn app(state: AppState, mlflow: Option<MlflowState>) -> Router {
-    let segments = router(state);
+/// then answer MLflow's `ENDPOINT_NOT_FOUND` error body); both check callers with `access`.
+pub fn app(state: AppState, access: Access, mlflow: Option<MlflowState>) -> Router {
+    let segments = router(state, access);
     match mlflow {
         Some(mlflow) => segments.merge(spire_mlflow::router(mlflow)),
         None => segments,
     }
 }
 
-/// Serves `app(state, mlflow)` on `addr` until Ctrl-C.
+/// Serves `app(state, access, mlflow)` on `addr` until Ctrl-C or SIGTERM.
 pub async fn serve(
     addr: SocketAddr,
     state: AppState,
+    access: Access,
     mlflow: Option<MlflowState>,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, mlflow = mlflow.is_some(), "spire serve listening");
-    axum::serve(listener, app(state, mlflow))
+    tracing::info!(%addr, mlflow = mlflow.is_some(), tokens = access.enforced(), "spire serve listening");
+    axum::serve(listener, app(state, access, mlflow))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

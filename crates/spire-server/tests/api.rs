@@ -46,7 +46,10 @@ async fn serves_memberships_sizes_and_health() {
     lake.append("segments", vec![batch], &["as_of"])
         .await
         .unwrap();
-    let app = spire_server::router(spire_server::AppState::load(lake).await.unwrap());
+    let app = spire_server::router(
+        spire_server::AppState::load(lake).await.unwrap(),
+        spire_server::Access::open(),
+    );
 
     let (s, body) = get(&app, "/v1/users/u1/segments").await;
     assert_eq!(s, StatusCode::OK);
@@ -100,12 +103,15 @@ async fn serves_the_mlflow_api_next_to_segments() {
         .unwrap();
     let url = format!("sqlite://{}", dir.path().join("spire.db").display());
     let registry = spire_registry::Registry::open(&url).await.unwrap();
-    let mlflow = spire_server::MlflowState::new(
-        registry,
-        spire_mlflow::ArtifactRoot::new(dir.path().join("artifacts")),
-    );
+    let store = spire_registry::ArtifactStore::open(
+        &dir.path().join("artifacts").display().to_string(),
+        &Default::default(),
+    )
+    .unwrap();
+    let mlflow = spire_server::MlflowState::new(registry, store);
     let app = spire_server::app(
         spire_server::AppState::load(lake).await.unwrap(),
+        spire_server::Access::open(),
         Some(mlflow),
     );
 

@@ -50,8 +50,13 @@ pub struct RawStorage {
     pub lake: Option<String>,
     /// Registry URL (default `sqlite://spire-data/spire.db`).
     pub registry: Option<String>,
-    /// Artifact folder or URL (default `spire-data/artifacts`).
+    /// Artifact folder or URL (default `spire-data/artifacts`; `s3://BUCKET/PREFIX` for
+    /// S3-compatible storage).
     pub artifacts: Option<String>,
+    /// Object-store settings for an `s3://` artifact root (`endpoint`, `region`,
+    /// `allow_http`, …), overriding the `AWS_*` environment variables.
+    #[serde(default)]
+    pub artifact_options: BTreeMap<String, String>,
 }
 
 /// One `[[sources]]` entry.

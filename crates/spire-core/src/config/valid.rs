@@ -1,6 +1,6 @@
 //! Validated configuration: only these types reach the engine.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
@@ -55,8 +55,11 @@ pub struct Storage {
     pub lake: String,
     /// Registry URL (`sqlite://...`).
     pub registry: String,
-    /// Artifact root: a local folder path or URL.
+    /// Artifact root: a local folder path, `file:///PATH` or `s3://BUCKET[/PREFIX]`.
     pub artifacts: String,
+    /// Object-store settings for the artifact root (`[storage.artifact_options]`), e.g.
+    /// `endpoint`, `region`, `allow_http`; they override the `AWS_*` environment variables.
+    pub artifact_options: BTreeMap<String, String>,
 }
 
 /// A validated source.
@@ -247,7 +250,27 @@ pub(super) fn validate(
                 .as_deref()
                 .unwrap_or("spire-data/artifacts"),
         ),
+        artifact_options: raw.storage.artifact_options.clone(),
     };
+    match storage.artifacts.split_once("://") {
+        Some((scheme, _)) if scheme != "file" && scheme != "s3" => issues.push(
+            file,
+            "storage.artifacts",
+            format!(
+                "unsupported artifact location {:?}: use a folder, file:///PATH or \
+                 s3://BUCKET[/PREFIX]",
+                storage.artifacts
+            ),
+        ),
+        Some(("s3", _)) => {}
+        _ if !storage.artifact_options.is_empty() => issues.push(
+            file,
+            "storage.artifact_options",
+            "object-store options only apply to an s3:// artifact location; remove them or \
+             set storage.artifacts to s3://BUCKET[/PREFIX]",
+        ),
+        _ => {}
+    }
 
     let mut sources = Vec::new();
     let mut names = BTreeSet::new();

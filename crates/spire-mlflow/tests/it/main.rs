@@ -9,22 +9,26 @@
 mod api;
 mod client;
 mod contract;
+mod reliability;
+mod security;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use spire_mlflow::{router, ArtifactRoot, MlflowState};
-use spire_registry::Registry;
+use spire_mlflow::{router, Access, MlflowState};
+use spire_registry::{ArtifactStore, Registry};
 
 /// The admin token the test servers accept for the `champion` alias.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 /// A Spire MLflow server on a free loopback port, with its own SQLite registry and
-/// artifact folder; it stops when dropped.
+/// artifact store; it stops when dropped.
 pub struct TestServer {
     pub base_url: String,
     pub registry: Registry,
+    /// The local artifact folder (unused when the store is S3).
     pub artifacts: PathBuf,
+    pub store: ArtifactStore,
     _dir: tempfile::TempDir,
     task: tokio::task::JoinHandle<()>,
 }
@@ -36,13 +40,52 @@ impl Drop for TestServer {
 }
 
 impl TestServer {
+    /// A server without registry tokens (open to loopback callers), artifacts in a
+    /// local folder, [`ADMIN_TOKEN`] as its admin token.
     pub async fn start() -> TestServer {
+        TestServer::start_with(None, |_| async {}).await
+    }
+
+    /// A server on `registry_url` (default: a SQLite file in a temporary folder) whose
+    /// registry is first prepared by `setup` (e.g. to create tokens), with artifacts in a
+    /// local folder.
+    pub async fn start_with<F, Fut>(registry_url: Option<String>, setup: F) -> TestServer
+    where
+        F: FnOnce(Registry) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("spire.db").display());
-        let registry = Registry::open(&url).await.unwrap();
         let artifacts = dir.path().join("artifacts");
-        let state = MlflowState::new(registry.clone(), ArtifactRoot::new(&artifacts))
-            .with_admin_token(Some(ADMIN_TOKEN));
+        let store =
+            ArtifactStore::open(&artifacts.display().to_string(), &Default::default()).unwrap();
+        TestServer::start_on(dir, registry_url, store, setup).await
+    }
+
+    /// A server whose artifacts live in a fresh bucket of the S3-compatible test server.
+    pub async fn start_s3() -> TestServer {
+        let store = s3_store().await;
+        TestServer::start_on(tempfile::tempdir().unwrap(), None, store, |_| async {}).await
+    }
+
+    async fn start_on<F, Fut>(
+        dir: tempfile::TempDir,
+        registry_url: Option<String>,
+        store: ArtifactStore,
+        setup: F,
+    ) -> TestServer
+    where
+        F: FnOnce(Registry) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let url = registry_url
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("spire.db").display()));
+        let registry = Registry::open(&url).await.unwrap();
+        setup(registry.clone()).await;
+        let artifacts = dir.path().join("artifacts");
+        let access = Access::from_registry(registry.clone(), Some(ADMIN_TOKEN))
+            .await
+            .unwrap();
+        let state = MlflowState::new(registry.clone(), store.clone()).with_access(access);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
@@ -52,10 +95,54 @@ impl TestServer {
             base_url: format!("http://{addr}"),
             registry,
             artifacts,
+            store,
             _dir: dir,
             task,
         }
     }
+}
+
+/// A fresh bucket on the S3-compatible test server (`SPIRE_TEST_S3_ENDPOINT`, default
+/// `http://127.0.0.1:5055`, where `scripts/moto-server.sh` starts moto) and an artifact
+/// store on it; panics with instructions when the server does not answer (never skipped).
+pub async fn s3_store() -> ArtifactStore {
+    let endpoint =
+        std::env::var("SPIRE_TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5055".into());
+    let bucket = format!("spire-mlflow-{}", uuid_like());
+    match reqwest::Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => {}
+        other => panic!(
+            "\n\nthe S3-compatible test server does not answer at {endpoint}: {other:?}\n\
+             The S3 artifact tests are never skipped: start moto with \
+             `scripts/moto-server.sh` (scripts/test and .ci/run do), or point \
+             SPIRE_TEST_S3_ENDPOINT at another S3-compatible server.\n"
+        ),
+    }
+    let options = [
+        ("endpoint", endpoint.as_str()),
+        ("allow_http", "true"),
+        ("region", "us-east-1"),
+        ("access_key_id", "test"),
+        ("secret_access_key", "test"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    ArtifactStore::open(&format!("s3://{bucket}/mlflow"), &options).unwrap()
+}
+
+/// A unique lowercase name part.
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{nanos:x}{:x}", std::process::id())
 }
 
 /// The python with `mlflow` installed, from `SPIRE_MLFLOW_PYTHON`.

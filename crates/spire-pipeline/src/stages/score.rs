@@ -179,7 +179,7 @@ pub async fn score(
                     );
                     continue;
                 };
-                let artifact = read_artifact(&version.artifact_uri, name)?;
+                let artifact = read_artifact(&ws.artifacts, &version.artifact_uri, name).await?;
                 let model_err = |source| PipelineError::Model {
                     segment: name.clone(),
                     source,

@@ -389,7 +389,20 @@ features = {inputs:?}
         .await
         .unwrap()
         .unwrap();
-    let model = spire_pipeline::stages::train::load_artifact(&v.artifact_uri, "x").unwrap();
+    // Model files sit in MLflow's layout, so MLflow clients can list and fetch them.
+    let run = ws.registry.get_run(&v.run_id).await.unwrap();
+    let folder = format!("{}/{}/artifacts", run.experiment_id, run.run_id);
+    assert_eq!(
+        v.artifact_uri,
+        ws.artifacts
+            .url_of(&format!("{folder}/model.json"))
+            .unwrap()
+    );
+    let listed = ws.artifacts.list_dir(&folder, &folder).await.unwrap();
+    assert!(listed.iter().any(|e| e.path == "model.json"), "{listed:?}");
+    let model = spire_pipeline::stages::train::load_artifact(&ws.artifacts, &v.artifact_uri, "x")
+        .await
+        .unwrap();
     let artifact = model.to_artifact().unwrap();
     assert_eq!(artifact.payload["params"]["l1"], 0.002);
     let coefs = artifact.payload["coefficients"].as_array().unwrap();
@@ -415,7 +428,9 @@ features = {inputs:?}
         .await
         .unwrap()
         .unwrap();
-    let onnx = spire_pipeline::stages::train::load_artifact(&v.artifact_uri, "x").unwrap();
+    let onnx = spire_pipeline::stages::train::load_artifact(&ws.artifacts, &v.artifact_uri, "x")
+        .await
+        .unwrap();
     assert_eq!(onnx.flavor(), "onnx");
     assert_eq!(onnx.feature_names(), inputs.as_slice());
     let (n, gap) = written_vs_own(&ws, "gadgets-imported", onnx.as_ref()).await;
@@ -476,10 +491,12 @@ features = {inputs:?}
         .list_model_versions("gadgets-tuned")
         .await
         .unwrap();
-    let artifact = spire_pipeline::stages::train::load_artifact(&v[0].artifact_uri, "x")
-        .unwrap()
-        .to_artifact()
-        .unwrap();
+    let artifact =
+        spire_pipeline::stages::train::load_artifact(&ws.artifacts, &v[0].artifact_uri, "x")
+            .await
+            .unwrap()
+            .to_artifact()
+            .unwrap();
     assert_eq!(artifact.payload["params"]["l2"].as_f64().unwrap(), l2);
     let trials_file = std::path::Path::new(v[0].artifact_uri.strip_prefix("file://").unwrap())
         .with_file_name("tuning.json");
@@ -518,7 +535,9 @@ features = {inputs:?}
         .await
         .unwrap()
         .unwrap();
-    let model = spire_pipeline::stages::train::load_artifact(&v.artifact_uri, "x").unwrap();
+    let model = spire_pipeline::stages::train::load_artifact(&ws.artifacts, &v.artifact_uri, "x")
+        .await
+        .unwrap();
     assert_eq!(model.flavor(), "gbdt");
     assert!(model.handles_missing());
     assert_eq!(

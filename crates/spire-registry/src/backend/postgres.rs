@@ -22,6 +22,9 @@ mod models;
 #[path = "sql/runs_io.rs"]
 mod runs_io;
 #[allow(clippy::duplicate_mod)]
+#[path = "sql/tokens.rs"]
+mod tokens;
+#[allow(clippy::duplicate_mod)]
 #[path = "sql/tracking.rs"]
 mod tracking;
 

@@ -9,6 +9,7 @@
 
 mod concurrency;
 mod experiments;
+mod gc;
 mod logged_models;
 mod models;
 mod postgres;
@@ -16,6 +17,7 @@ mod reliability;
 mod runs;
 mod search;
 mod sqlite;
+mod tokens;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -182,5 +184,17 @@ pub fn new_run(segment: &str) -> NewRun {
         config_hash: "cafebabe".to_string(),
         spire_version: "0.1.0".to_string(),
         git_commit: Some("0123abc".to_string()),
+    }
+}
+
+/// The single integer a counting query returns, on either backend.
+pub async fn count_rows(url: &str, query: &str) -> i64 {
+    let q = sqlx::AssertSqlSafe(query.to_string());
+    if url.starts_with("sqlite") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(q).fetch_one(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(q).fetch_one(&mut c).await.unwrap()
     }
 }

@@ -19,7 +19,8 @@ use spire_features::labels::{self, FutureEventsLabel};
 use spire_lake::tables::EVENTS;
 use spire_ml::tune::{TrialState, TuneResult};
 use spire_ml::{Artifact, Matrix, Predictor};
-use spire_registry::{ModelRegistry, NewRun, RunStatus, TableInput, TrackingStore};
+use spire_registry::artifacts::run_prefix;
+use spire_registry::{ArtifactStore, ModelRegistry, NewRun, RunStatus, TableInput, TrackingStore};
 
 use crate::error::{PipelineError, Result};
 use crate::progress::Progress;
@@ -424,16 +425,16 @@ async fn finish_registration(
             segment: name.clone(),
             source,
         })?;
-    let uri = save_artifact(&ws.project.storage.artifacts, name, &run_id, &artifact)?;
+    let experiment_id = ws.registry.get_run(&run_id).await?.experiment_id;
+    let folder = format!("{}/artifacts", run_prefix(&experiment_id, &run_id));
+    let uri = save_artifact(&ws.artifacts, &folder, name, &artifact).await?;
     if let Some(t) = &fitted.tuning {
-        let path = std::path::Path::new(&ws.project.storage.artifacts)
-            .join(name)
-            .join(&run_id)
-            .join("tuning.json");
         let bytes = serde_json::to_vec_pretty(t).map_err(|e| {
             PipelineError::InvalidInput(format!("cannot serialize the tuning trials: {e}"))
         })?;
-        std::fs::write(&path, bytes).map_err(|e| PipelineError::io(&path, e))?;
+        ws.artifacts
+            .put(&format!("{folder}/tuning.json"), bytes)
+            .await?;
     }
     let mut signature = serde_json::json!({
         "inputs": artifact.feature_names,
@@ -501,37 +502,53 @@ async fn finish_registration(
     })
 }
 
-/// Writes an artifact under `<artifacts>/<segment>/<run_id>/model.json`; returns its URI.
-pub fn save_artifact(
-    root: &str,
+/// Writes a model as `FOLDER/model.json` in the artifact store (`FOLDER` is the run's
+/// `EXPERIMENT/RUN/artifacts`); returns its URL, which the model version records.
+pub async fn save_artifact(
+    store: &ArtifactStore,
+    folder: &str,
     segment: &str,
-    run_id: &str,
     artifact: &Artifact,
 ) -> Result<String> {
-    let dir = std::path::Path::new(root).join(segment).join(run_id);
-    std::fs::create_dir_all(&dir).map_err(|e| PipelineError::io(&dir, e))?;
-    let path = dir.join("model.json");
     let bytes = artifact.to_bytes().map_err(|source| PipelineError::Model {
         segment: segment.into(),
         source,
     })?;
-    std::fs::write(&path, bytes).map_err(|e| PipelineError::io(&path, e))?;
-    Ok(format!("file://{}", path.display()))
+    let relative = format!("{folder}/model.json");
+    store.put(&relative, bytes).await?;
+    Ok(store.url_of(&relative)?)
 }
 
-/// Reads an artifact from a URI written by [`save_artifact`].
-pub fn read_artifact(uri: &str, segment: &str) -> Result<Artifact> {
-    let path = uri.strip_prefix("file://").unwrap_or(uri);
-    let bytes = std::fs::read(path).map_err(|e| PipelineError::io(path, e))?;
+/// Reads a model artifact from a URL written by [`save_artifact`] (a file inside `store`),
+/// or from a local `file://` path written by an earlier Spire.
+pub async fn read_artifact(store: &ArtifactStore, uri: &str, segment: &str) -> Result<Artifact> {
+    let bytes = match store.relative_of(uri) {
+        Some(relative) => store.get(relative).await?.to_vec(),
+        None if uri.starts_with("file://") || !uri.contains("://") => {
+            let path = uri.strip_prefix("file://").unwrap_or(uri);
+            std::fs::read(path).map_err(|e| PipelineError::io(path, e))?
+        }
+        None => {
+            return Err(PipelineError::InvalidInput(format!(
+                "model of segment {segment:?} is at {uri}, outside the artifact store {} \
+                 (storage.artifacts): point storage.artifacts at the store it was written to",
+                store.root_url()
+            )))
+        }
+    };
     Artifact::from_bytes(&bytes).map_err(|source| PipelineError::Model {
         segment: segment.into(),
         source,
     })
 }
 
-/// Loads the model of an artifact from a URI written by [`save_artifact`].
-pub fn load_artifact(uri: &str, segment: &str) -> Result<Box<dyn Predictor>> {
-    let artifact = read_artifact(uri, segment)?;
+/// Loads the model of an artifact from a URL written by [`save_artifact`].
+pub async fn load_artifact(
+    store: &ArtifactStore,
+    uri: &str,
+    segment: &str,
+) -> Result<Box<dyn Predictor>> {
+    let artifact = read_artifact(store, uri, segment).await?;
     spire_ml::load_predictor(&artifact).map_err(|source| PipelineError::Model {
         segment: segment.into(),
         source,

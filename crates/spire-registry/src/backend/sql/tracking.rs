@@ -16,9 +16,13 @@ use crate::check::{check_name, now_ms, to_time};
 use crate::error::{DbContext, RegistryError};
 use crate::search::{search_sql, Bind, ValidSearch};
 use crate::{
-    Experiment, Lifecycle, LogBatch, LoggedModel, LoggedModelStatus, Metric, NewLoggedModel,
-    NewRun, Run, RunFilter, RunOutput, RunPage, RunSearch, RunStatus, TrackingStore, ViewType,
+    DeletedRun, Experiment, Lifecycle, LogBatch, LoggedModel, LoggedModelStatus, Metric,
+    NewLoggedModel, NewRun, Run, RunFilter, RunOutput, RunPage, RunSearch, RunStatus,
+    TrackingStore, ViewType,
 };
+
+/// A deleted run: id, experiment id, deletion time, and a model version made from it.
+type DeletedRunRow = (String, String, i64, Option<String>, Option<i64>);
 
 impl TrackingStore for Store {
     async fn create_experiment(
@@ -424,6 +428,88 @@ impl TrackingStore for Store {
 
     async fn restore_run(&self, run_id: &str) -> Result<(), RegistryError> {
         self.set_run_lifecycle(run_id, Lifecycle::Active).await
+    }
+
+    async fn deleted_runs(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<DeletedRun>, RegistryError> {
+        let rows: Vec<DeletedRunRow> = sqlx::query_as(
+            "SELECT r.run_id, e.experiment_id, r.deleted_at, \
+                 (SELECT v.model FROM model_versions v WHERE v.run_id = r.run_id \
+                  ORDER BY v.model, v.version LIMIT 1), \
+                 (SELECT v.version FROM model_versions v WHERE v.run_id = r.run_id \
+                  ORDER BY v.model, v.version LIMIT 1) \
+             FROM runs r JOIN experiments e ON e.name = r.experiment \
+             WHERE r.lifecycle = 'deleted' AND r.deleted_at < $1 \
+             ORDER BY r.deleted_at, r.run_id",
+        )
+        .bind(before.timestamp_millis())
+        .fetch_all(&self.pool)
+        .await
+        .db(|| "listing deleted runs".into())?;
+        rows.into_iter()
+            .map(|(run_id, experiment_id, deleted_at, model, version)| {
+                Ok(DeletedRun {
+                    deleted_at: to_time(deleted_at, || format!("run {run_id} deleted_at"))?,
+                    run_id,
+                    experiment_id,
+                    model_version: model.zip(version),
+                })
+            })
+            .collect()
+    }
+
+    async fn purge_run(&self, run_id: &str) -> Result<(), RegistryError> {
+        let ctx = || format!("purging run {run_id}");
+        let mut tx = self.begin_write().await.db(ctx)?;
+        let found: Option<(String,)> =
+            sqlx::query_as("SELECT lifecycle FROM runs WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .db(ctx)?;
+        let refusal = match found {
+            None => Some(RegistryError::not_found(format!("run {run_id}"))),
+            Some((lifecycle,)) if lifecycle != Lifecycle::Deleted.as_str() => {
+                Some(RegistryError::conflict(format!(
+                    "run {run_id} is {lifecycle}: only deleted runs can be purged (delete it first)"
+                )))
+            }
+            Some(_) => {
+                let source: Option<(String, i64)> = sqlx::query_as(
+                    "SELECT model, version FROM model_versions WHERE run_id = $1 \
+                     ORDER BY model, version LIMIT 1",
+                )
+                .bind(run_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .db(ctx)?;
+                source.map(|(model, version)| {
+                    RegistryError::conflict(format!(
+                        "run {run_id} is the source of model {model:?} version {version}: its \
+                         artifacts are that version's, so it is kept"
+                    ))
+                })
+            }
+        };
+        if let Some(refusal) = refusal {
+            tx.rollback().await.db(ctx)?;
+            return Err(refusal);
+        }
+        sqlx::query("UPDATE logged_models SET source_run_id = NULL WHERE source_run_id = $1")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .db(ctx)?;
+        sqlx::query("DELETE FROM runs WHERE run_id = $1")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .db(ctx)?;
+        tx.commit().await.db(ctx)?;
+        tracing::info!(run_id, "purged run");
+        Ok(())
     }
 
     async fn create_logged_model(

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Benchmark: Spire's MLflow-compatible tracking server against MLflow's own (`mlflow server`,
+# the pinned version of scripts/mlflow-venv.sh), both on SQLite, driven by the same client
+# (the real `mlflow` Python client, retries off) on the same machine. First measures the
+# client's own ceiling against a trivial HTTP server. See bench/README.md. Not run in CI.
+#
+# Durability on both sides is SQLite's default `synchronous = FULL` (every commit is
+# fsynced): Spire's registry runs in WAL mode, MLflow's SQLAlchemy store in SQLite's
+# default rollback-journal mode.
+#
+# Env knobs:
+#   BENCH_CALLS     log_metric calls per server (default 2000; MLflow gets BENCH_MLFLOW_CALLS)
+#   BENCH_MLFLOW_CALLS  log_metric calls against MLflow (default 200: ~70 ms each)
+#   BENCH_BATCHES   log_batch calls of 1,000 metrics (default 20)
+#   BENCH_RUNS      runs in the searched experiment (default 100000)
+#   BENCH_DIR       scratch folder (default /var/cache/spire/bench-registry)
+#   CARGO_TARGET_DIR cargo target folder (default /var/cache/spire/target)
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/spire/target}"
+work="${BENCH_DIR:-/var/cache/spire/bench-registry}"
+calls="${BENCH_CALLS:-2000}"
+mlflow_calls="${BENCH_MLFLOW_CALLS:-200}"
+batches="${BENCH_BATCHES:-20}"
+runs="${BENCH_RUNS:-100000}"
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+wait_http() {
+  for _ in $(seq 1 300); do
+    curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  echo "!!! nothing answers at $1" >&2
+  exit 1
+}
+
+python="$("$root/scripts/mlflow-venv.sh" | tail -n 1)"
+log "building spire (release)"
+(cd "$root" && cargo build --release -p spire-cli)
+spire="$CARGO_TARGET_DIR/release/spire"
+mkdir -p "$work"
+rm -rf "$work/spire" "$work/mlflow" "$work"/*.json
+mkdir -p "$work/mlflow"
+
+log "client ceiling: the same client against a trivial HTTP server"
+"$python" "$here/trivial_server.py" 5091 & pids+=($!)
+sleep 1
+"$python" "$here/bench.py" http://127.0.0.1:5091 trivial "$work/trivial.json" \
+  --ceiling-only --calls "$calls" --batches "$batches"
+
+log "Spire: spire serve on SQLite"
+"$spire" init "$work/spire" >/dev/null
+"$spire" --project "$work/spire" serve --addr 127.0.0.1:5092 2>"$work/spire-serve.log" & pids+=($!)
+wait_http http://127.0.0.1:5092/healthz
+"$python" "$here/bench.py" http://127.0.0.1:5092 spire "$work/spire.json" \
+  --calls "$calls" --batches "$batches" --runs "$runs"
+
+log "MLflow: mlflow server on SQLite"
+"$python" -m mlflow server --backend-store-uri "sqlite:///$work/mlflow/mlflow.db" \
+  --artifacts-destination "$work/mlflow/artifacts" --host 127.0.0.1 --port 5093 \
+  >"$work/mlflow-server.log" 2>&1 & pids+=($!)
+wait_http http://127.0.0.1:5093/health
+"$python" "$here/bench.py" http://127.0.0.1:5093 mlflow "$work/mlflow.json" \
+  --calls "$mlflow_calls" --batches "$batches" --runs "$runs" --fill-sql "$work/mlflow/mlflow.db"
+
+python3 - "$work" <<'PY'
+import json, sys
+w = sys.argv[1]
+t, s, m = (json.load(open(f"{w}/{n}.json")) for n in ("trivial", "spire", "mlflow"))
+assert s["search_top_auc"] == m["search_top_auc"], (s["search_top_auc"], m["search_top_auc"])
+print(f"client ceiling (trivial server): {t['log_metric_per_s']:,.0f} log_metric/s, "
+      f"log_batch(1000) {t['log_batch_ms']:.1f} ms")
+print(f"{'':28}{'Spire':>12}{'MLflow':>12}{'ratio':>9}")
+print(f"{'log_metric calls/s':28}{s['log_metric_per_s']:>12,.0f}{m['log_metric_per_s']:>12,.1f}"
+      f"{s['log_metric_per_s'] / m['log_metric_per_s']:>8.1f}×")
+print(f"{'log_batch 1,000 metrics, ms':28}{s['log_batch_ms']:>12.1f}{m['log_batch_ms']:>12.1f}"
+      f"{m['log_batch_ms'] / s['log_batch_ms']:>8.1f}×")
+print(f"{'search over 100k runs, ms':28}{s['search_ms']:>12.1f}{m['search_ms']:>12.1f}"
+      f"{m['search_ms'] / s['search_ms']:>8.1f}×")
+print(f"(Spire filled {s.get('fill_s', 0):.0f} s through its API; same top AUCs on both: {s['search_top_auc'][:3]})")
+PY
