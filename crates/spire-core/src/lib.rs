@@ -6,6 +6,7 @@
 pub mod config;
 pub mod error;
 pub mod gbdt;
+pub mod schedule;
 pub mod schema;
 pub mod time;
 pub mod tune;

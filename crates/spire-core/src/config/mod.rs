@@ -6,6 +6,7 @@
 //! found, each with its file and key.
 
 mod raw;
+mod scheduling;
 mod segments;
 mod valid;
 
@@ -13,6 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use raw::*;
+pub use scheduling::{Catchup, ScheduleSpec, SchedulerConfig};
 pub use segments::*;
 pub use valid::*;
 

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::scheduling::{RawSchedule, RawScheduler};
+
 /// `spire.toml` as written.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +31,12 @@ pub struct RawProject {
     /// `[defaults]`.
     #[serde(default)]
     pub defaults: RawDefaults,
+    /// `[schedule]`: the default schedule of every model segment.
+    #[serde(default)]
+    pub schedule: RawSchedule,
+    /// `[scheduler]`: running limits and pools.
+    #[serde(default)]
+    pub scheduler: RawScheduler,
     /// `[env.NAME]` sections, merged over the root by `--env NAME` (already applied here).
     #[serde(default)]
     pub env: BTreeMap<String, toml::Value>,
@@ -189,6 +197,8 @@ pub struct RawSegment {
     pub gate: Option<RawGate>,
     /// Output policy.
     pub output: Option<RawOutput>,
+    /// When it runs (keys not set here come from `[schedule]` in spire.toml).
+    pub schedule: Option<RawSchedule>,
 }
 
 /// `for_each` fan-out.

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::raw::*;
+use super::scheduling::ScheduleSpec;
 use super::Issues;
 use crate::gbdt::{GbdtParams, ValidGbdtParams, PARAM_NAMES};
 
@@ -25,6 +26,8 @@ pub struct SegmentSpec {
     pub kind: SegmentKind,
     /// Output policy.
     pub output: Output,
+    /// When it runs and how it retries (resolved against `[schedule]` of spire.toml).
+    pub schedule: ScheduleSpec,
 }
 
 /// Fan-out over values.
@@ -464,6 +467,7 @@ pub(super) fn validate_segment(
         feature_set,
         kind,
         output,
+        schedule: ScheduleSpec::default(),
     })
 }
 

@@ -358,3 +358,83 @@ fn segment_expressions_parse() {
     assert!(SegmentExpr::parse("a AND").is_err());
     assert!(SegmentExpr::parse("(a").is_err());
 }
+
+const SCHEDULED: &str = r#"
+[[segment]]
+name = "reads-{value}"
+kind = "model"
+feature_set = "behaviour"
+for_each = { values = ["tech", "travel"] }
+label = { kind = "future_events", where = "category = '{value}'" }
+
+[[segment]]
+name = "gbdt-buyers"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "event_type = 'purchase'" }
+model = { algorithm = "gbdt" }
+schedule = { cron = "30 2 * * 1", timezone = "America/New_York", pool = "gbdt", retries = 5, catchup = "all" }
+"#;
+
+#[test]
+fn segments_inherit_the_project_schedule_and_may_override_it() {
+    let spire = format!(
+        "{BASE}\n[schedule]\ncron = \"0 6 * * *\"\ntimezone = \"Europe/Berlin\"\nretry_backoff_secs = 30\n\n[scheduler]\nmax_running = 4\npools = {{ gbdt = 2 }}\n"
+    );
+    let dir = project(&[("spire.toml", &spire), ("segments/s.toml", SCHEDULED)]);
+    let p = load_project(dir.path(), &LoadOptions::default()).unwrap();
+    assert_eq!(p.scheduler.max_running, Some(4));
+    assert_eq!(p.scheduler.pools["gbdt"], 2);
+    assert_eq!(p.scheduler.lease_secs, 60);
+    let family = &p.segments[0].schedule;
+    let s = family.schedule.as_ref().unwrap();
+    assert_eq!((s.expr(), s.timezone()), ("0 6 * * *", "Europe/Berlin"));
+    assert_eq!(family.retry_backoff_secs, 30);
+    assert_eq!(family.retries, 2);
+    assert_eq!(family.catchup, Catchup::Latest);
+    assert_eq!(family.pool, None);
+    let own = &p.segments[1].schedule;
+    let s = own.schedule.as_ref().unwrap();
+    assert_eq!((s.expr(), s.timezone()), ("30 2 * * 1", "America/New_York"));
+    assert_eq!(
+        (own.retries, own.catchup, own.pool.as_deref()),
+        (5, Catchup::All, Some("gbdt"))
+    );
+    assert_eq!(own.retry_backoff_secs, 30, "inherited key by key");
+}
+
+#[test]
+fn bad_schedules_are_rejected_with_file_and_key() {
+    let spire =
+        format!("{BASE}\n[schedule]\ncron = \"0 6 * *\"\n\n[scheduler]\npools = {{ gbdt = 0 }}\n");
+    let segments = r#"
+[[segment]]
+name = "a"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "true" }
+schedule = { cron = "0 6 * * *", timezone = "Mars/Olympus" }
+
+[[segment]]
+name = "b"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "true" }
+schedule = { cron = "61 * * * *", pool = "gpu", catchup = "some" }
+"#;
+    let dir = project(&[("spire.toml", &spire), ("segments/bad.toml", segments)]);
+    let err = load_project(dir.path(), &LoadOptions::default()).unwrap_err();
+    let text = err.to_string();
+    for needle in [
+        "spire.toml: schedule.cron: cron expression \"0 6 * *\" has 4 fields",
+        "scheduler.pools.gbdt: a pool needs at least 1 slot",
+        "bad.toml: segment[0].schedule.timezone: unknown time zone \"Mars/Olympus\"",
+        "bad.toml: segment[1].schedule.cron: invalid cron expression \"61 * * * *\"",
+        "bad.toml: segment[1].schedule.pool: pool \"gpu\" does not exist",
+        "bad.toml: segment[1].schedule.catchup: unknown catch-up policy \"some\"",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    // The project default's bad cron is reported once, in spire.toml, not per segment.
+    assert_eq!(text.matches("has 4 fields").count(), 1, "{text}");
+}

@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
 use super::raw::*;
+use super::scheduling::SchedulerConfig;
 use super::segments::{validate_segment, SegmentSpec};
 use super::Issues;
 use crate::schema::event_field;
@@ -32,6 +33,8 @@ pub struct Project {
     pub defaults: Defaults,
     /// Segment specs (templates: `for_each` is expanded by the pipeline).
     pub segments: Vec<SegmentSpec>,
+    /// Scheduler limits and pools (`[scheduler]`).
+    pub scheduler: SchedulerConfig,
     /// SHA-256 of the effective configuration, recorded on every run.
     pub config_hash: String,
 }
@@ -500,12 +503,27 @@ pub(super) fn validate(
         issues.push(file, "defaults.test_fraction", "must be in (0, 1)");
     }
 
+    let scheduler = super::scheduling::validate_scheduler(&raw.scheduler, file, issues);
+    let pool_names: BTreeSet<String> = scheduler.pools.keys().cloned().collect();
+    // The project default is checked on its own, so its mistakes are named in spire.toml.
+    super::scheduling::resolve_schedule(None, &raw.schedule, &pool_names, file, "schedule", issues);
+    // Segments inherit only the default's valid keys, so a mistake in spire.toml is
+    // reported once, there.
+    let default_schedule = super::scheduling::valid_keys(&raw.schedule, &pool_names);
     let mut segments: Vec<SegmentSpec> = Vec::new();
     let mut seg_texts = String::new();
     for (path, f) in &segment_files {
         seg_texts.push_str(&toml::to_string(f).unwrap_or_default());
         for (i, s) in f.segment.iter().enumerate() {
-            if let Some(spec) = validate_segment(path, i, s, &fs_names, issues) {
+            if let Some(mut spec) = validate_segment(path, i, s, &fs_names, issues) {
+                spec.schedule = super::scheduling::resolve_schedule(
+                    s.schedule.as_ref(),
+                    &default_schedule,
+                    &pool_names,
+                    path,
+                    &format!("segment[{i}].schedule"),
+                    issues,
+                );
                 if segments.iter().any(|o| o.name == spec.name) {
                     issues.push(
                         path,
@@ -535,6 +553,7 @@ pub(super) fn validate(
         cleaning,
         feature_sets,
         defaults,
+        scheduler,
         segments,
         config_hash: hex_sha256(format!("{effective}\n{seg_texts}").as_bytes()),
     }
