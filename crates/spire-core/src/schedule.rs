@@ -93,6 +93,11 @@ impl Schedule {
         self.tz.name()
     }
 
+    /// The date of instant `at` in the schedule's zone.
+    pub fn local_date(&self, at: DateTime<Utc>) -> chrono::NaiveDate {
+        at.with_timezone(&self.tz).date_naive()
+    }
+
     /// The next matching local wall-clock time strictly after `naive`.
     fn next_local(&self, naive: NaiveDateTime) -> Option<NaiveDateTime> {
         let as_utc = Utc.from_utc_datetime(&naive);

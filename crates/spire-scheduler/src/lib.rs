@@ -1,0 +1,25 @@
+//! Spire's scheduler: thousands of segment models, each on its own schedule, batched into
+//! tasks the way their data is shared, run by any number of workers.
+//!
+//! - [`model`]: the scheduler's view of a segment ([`ScheduledModel`]): what it reads, how
+//!   it trains, its schedule and retry policy.
+//! - [`due`]: which segments are due at which logical times (cron in a time zone, pause,
+//!   catch-up), and backfills.
+//! - [`dag`]: a segment's lifecycle as stages, and [`dag::plan`], which batches the stages
+//!   of everything due at once into tasks (one snapshot per feature set and date, one fused
+//!   training per family, one scoring per feature set, one publish per run).
+//!
+//! This crate depends on `spire-core` and `spire-registry` only: the stages themselves live
+//! in the pipeline and plug in through a trait, so the scheduler's tests never link the data
+//! stack.
+
+pub mod dag;
+pub mod due;
+pub mod model;
+
+pub use dag::{plan, Plan, PlannedTask, Stage, TaskKind};
+pub use due::{backfill_times, due_runs, DueRun, ModelState};
+pub use model::{ScheduledModel, Work};
+
+#[cfg(test)]
+mod tests;
