@@ -105,6 +105,16 @@ pub enum Command {
         #[arg(long, env = "SPIRE_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
     },
+    /// Show a segment's lifecycle DAG and the batched tasks of its next run.
+    ///
+    /// Example: spire dag reads-gadgets   |   spire dag reads-gadgets --dot | dot -Tpng -o dag.png
+    Dag {
+        /// Segment name (a family member's concrete name, e.g. reads-gadgets).
+        segment: String,
+        /// Print Graphviz DOT instead of text.
+        #[arg(long)]
+        dot: bool,
+    },
     /// API tokens for `spire serve` (stored hashed in the registry).
     #[command(subcommand)]
     Tokens(TokensCommand),

@@ -533,6 +533,34 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             let ws = open(&cli).await?;
             crate::admin::serve(ws, *addr, admin_token.as_deref()).await
         }
+        Command::Dag { segment, dot } => {
+            let ws = open(&cli).await?;
+            let dag =
+                spire_pipeline::scheduling::segment_dag(&ws, segment, chrono::Utc::now()).await?;
+            if cli.json {
+                output::json(&json!({
+                    "segment": dag.model.name,
+                    "logical_time": dag.logical_time,
+                    "stages": spire_scheduler::dag::stages_of(&dag.model),
+                    "tasks": dag.plan.tasks,
+                }));
+            } else if *dot {
+                print!(
+                    "{}",
+                    spire_scheduler::dag::render_dot(&dag.model, &dag.plan)
+                );
+            } else {
+                println!(
+                    "next run: {}",
+                    dag.logical_time.format("%Y-%m-%d %H:%M UTC")
+                );
+                print!(
+                    "{}",
+                    spire_scheduler::dag::render_text(&dag.model, &dag.plan)
+                );
+            }
+            Ok(())
+        }
         Command::Tokens(command) => {
             let ws = open(&cli).await?;
             crate::admin::tokens(&cli, &ws, command).await

@@ -12,6 +12,7 @@ pub mod index;
 pub mod progress;
 pub mod recovery;
 pub mod run;
+pub mod scheduling;
 pub mod segments;
 pub mod stages;
 mod workspace;
