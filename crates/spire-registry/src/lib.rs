@@ -12,6 +12,10 @@
 //! (`migrations/sqlite/`, `migrations/postgres/`), applied on open; one conformance suite
 //! checks both.
 //!
+//! The scheduler keeps its durable state here too: a task queue with leases and fencing
+//! tokens ([`TaskQueue`]), per-model schedule state ([`ScheduleState`]) and the
+//! single-active-scheduler lock ([`Registry::try_lock_scheduler`]); see [`tasks`].
+//!
 //! Runs are found with [`TrackingStore::search_runs`], which speaks MLflow's filter grammar
 //! (`metrics.auc > 0.8 and params.algorithm = 'lr' and tags.segment LIKE 'reads-%'`) with
 //! ordering and page tokens; see [`RunSearch`].
@@ -48,6 +52,7 @@ pub mod gc;
 mod registry;
 mod search;
 mod store;
+pub mod tasks;
 pub mod tokens;
 mod types;
 
@@ -56,6 +61,10 @@ pub use error::RegistryError;
 pub use registry::{Backend, Registry};
 pub use search::{RunPage, RunSearch, MAX_SEARCH_RESULTS};
 pub use store::{ModelRegistry, TrackingStore};
+pub use tasks::{
+    Attempt, ClaimLimits, Lease, ModelSchedule, NewTask, Outcome, ScheduleState, SchedulerLock,
+    Task, TaskFilter, TaskKey, TaskQueue, TaskState,
+};
 pub use tokens::{ApiToken, NewToken, Role, TokenStore};
 pub use types::{
     AliasEvent, DeletedRun, Experiment, Lifecycle, LogBatch, LoggedModel, LoggedModelStatus,

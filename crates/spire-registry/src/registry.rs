@@ -1,5 +1,6 @@
 //! The [`Registry`] handle: picks the backend from the URL, applies migrations, and
-//! forwards every [`TrackingStore`] and [`ModelRegistry`] call to that backend.
+//! forwards every [`TrackingStore`], [`ModelRegistry`], [`TokenStore`], [`TaskQueue`] and
+//! [`ScheduleState`] call to that backend.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,6 +10,10 @@ use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{Database, Pool};
 
 use crate::backend::{postgres, sqlite};
+use crate::tasks::{
+    Attempt, ClaimLimits, Lease, ModelSchedule, NewTask, Outcome, ScheduleState, SchedulerLock,
+    Task, TaskFilter, TaskKey, TaskQueue, TaskState,
+};
 use crate::tokens::{ApiToken, NewToken, Role, TokenStore};
 use crate::{
     AliasEvent, DeletedRun, Experiment, LogBatch, LoggedModel, LoggedModelStatus, Metric,
@@ -40,10 +45,10 @@ impl fmt::Display for Backend {
 
 /// A handle on the tracking store and model registry, on SQLite or PostgreSQL.
 ///
-/// It implements [`TrackingStore`] and [`ModelRegistry`] (import those traits to call
-/// their methods); both contracts hold on either backend. Cheap to clone (clones share one
-/// connection pool) and safe to use from many tasks; several handles — in one process or
-/// many — may open the same database.
+/// It implements [`TrackingStore`], [`ModelRegistry`], [`TokenStore`], [`TaskQueue`] and
+/// [`ScheduleState`] (import those traits to call their methods); every contract holds on
+/// either backend. Cheap to clone (clones share one connection pool) and safe to use from
+/// many tasks; several handles — in one process or many — may open the same database.
 #[derive(Clone)]
 pub struct Registry {
     inner: Inner,
@@ -108,6 +113,31 @@ impl Registry {
     /// The URL this handle was opened with, password hidden.
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// Takes the single-active-scheduler lock, or returns `None` while another scheduler
+    /// (in this process or any other) holds it.
+    ///
+    /// Exactly one scheduler should enqueue tasks and sweep expired leases at a time; the
+    /// others stand by, calling this every few seconds, and the first to get the lock after
+    /// the active one stops (or dies) takes over. The lock is held as long as the returned
+    /// [`SchedulerLock`] lives, and released when it is dropped or the process dies:
+    ///
+    /// - PostgreSQL: a session advisory lock (`pg_try_advisory_lock`) on a dedicated
+    ///   connection, detached from the pool. If that connection is lost the lock is too:
+    ///   call [`SchedulerLock::ensure_held`] before each scheduling round.
+    /// - SQLite file: an exclusive lock on `<database file>.scheduler.lock` (works between
+    ///   processes on one machine, like the database itself).
+    /// - SQLite in memory: an in-process flag shared by this handle's clones.
+    pub async fn try_lock_scheduler(&self) -> Result<Option<SchedulerLock>, RegistryError> {
+        let lock = match &self.inner {
+            Inner::Sqlite(s) => s.try_lock_scheduler().await?,
+            Inner::Postgres(s) => s.try_lock_scheduler().await?,
+        };
+        if lock.is_some() {
+            tracing::info!(registry = %self.location, "took the scheduler lock");
+        }
+        Ok(lock)
     }
 
     /// Closes the connection pool, waiting for in-flight work; later calls on this handle
@@ -331,6 +361,93 @@ impl TokenStore for Registry {
 
     async fn has_live_tokens(&self) -> Result<bool, RegistryError> {
         dispatch!(self, s => s.has_live_tokens())
+    }
+}
+
+impl TaskQueue for Registry {
+    async fn set_pools(&self, pools: &BTreeMap<String, u32>) -> Result<(), RegistryError> {
+        dispatch!(self, s => s.set_pools(pools))
+    }
+
+    async fn pools(&self) -> Result<BTreeMap<String, u32>, RegistryError> {
+        dispatch!(self, s => s.pools())
+    }
+
+    async fn enqueue(&self, tasks: &[NewTask]) -> Result<Vec<i64>, RegistryError> {
+        dispatch!(self, s => s.enqueue(tasks))
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        lease: Duration,
+        limits: &ClaimLimits,
+    ) -> Result<Option<Lease>, RegistryError> {
+        dispatch!(self, s => s.claim(worker, lease, limits))
+    }
+
+    async fn heartbeat(
+        &self,
+        task_id: i64,
+        token: i64,
+        lease: Duration,
+    ) -> Result<chrono::DateTime<chrono::Utc>, RegistryError> {
+        dispatch!(self, s => s.heartbeat(task_id, token, lease))
+    }
+
+    async fn complete(
+        &self,
+        task_id: i64,
+        token: i64,
+        outcome: Outcome,
+    ) -> Result<Task, RegistryError> {
+        dispatch!(self, s => s.complete(task_id, token, outcome))
+    }
+
+    async fn requeue_expired(&self) -> Result<Vec<i64>, RegistryError> {
+        dispatch!(self, s => s.requeue_expired())
+    }
+
+    async fn get_task(&self, task_id: i64) -> Result<Task, RegistryError> {
+        dispatch!(self, s => s.get_task(task_id))
+    }
+
+    async fn find_task(&self, key: &TaskKey) -> Result<Option<Task>, RegistryError> {
+        dispatch!(self, s => s.find_task(key))
+    }
+
+    async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, RegistryError> {
+        dispatch!(self, s => s.list_tasks(filter))
+    }
+
+    async fn task_counts(&self) -> Result<BTreeMap<TaskState, u64>, RegistryError> {
+        dispatch!(self, s => s.task_counts())
+    }
+
+    async fn task_attempts(&self, task_id: i64) -> Result<Vec<Attempt>, RegistryError> {
+        dispatch!(self, s => s.task_attempts(task_id))
+    }
+}
+
+impl ScheduleState for Registry {
+    async fn schedule_state(&self, model: &str) -> Result<Option<ModelSchedule>, RegistryError> {
+        dispatch!(self, s => s.schedule_state(model))
+    }
+
+    async fn set_last_scheduled(
+        &self,
+        model: &str,
+        logical_time: chrono::DateTime<chrono::Utc>,
+    ) -> Result<ModelSchedule, RegistryError> {
+        dispatch!(self, s => s.set_last_scheduled(model, logical_time))
+    }
+
+    async fn set_paused(&self, model: &str, paused: bool) -> Result<ModelSchedule, RegistryError> {
+        dispatch!(self, s => s.set_paused(model, paused))
+    }
+
+    async fn list_schedule_states(&self) -> Result<Vec<ModelSchedule>, RegistryError> {
+        dispatch!(self, s => s.list_schedule_states())
     }
 }
 

@@ -22,6 +22,9 @@ mod models;
 #[path = "sql/runs_io.rs"]
 mod runs_io;
 #[allow(clippy::duplicate_mod)]
+#[path = "sql/tasks.rs"]
+mod tasks;
+#[allow(clippy::duplicate_mod)]
 #[path = "sql/tokens.rs"]
 mod tokens;
 #[allow(clippy::duplicate_mod)]
@@ -34,6 +37,23 @@ pub(crate) type Db = sqlx::Postgres;
 pub(crate) const DIALECT: crate::search::Dialect = crate::search::Dialect::Postgres;
 /// One connection (what a transaction dereferences to).
 pub(crate) type Conn = sqlx::PgConnection;
+
+/// The database clock in integer milliseconds since the Unix epoch (`clock_timestamp()`, the
+/// time of the call, not of the transaction's start).
+pub(crate) const NOW_MS: &str =
+    "SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT)";
+/// Appended to a query of one row to lock it until the transaction ends. `NO KEY UPDATE`
+/// does not block the key-share locks foreign keys take (enqueueing tasks of a pool).
+pub(crate) const LOCK_ROW: &str = " FOR NO KEY UPDATE";
+/// Appended to a query of tasks (alias `t`) to lock the rows it returns, skipping rows
+/// another transaction holds, so concurrent claims never wait for each other's candidates.
+pub(crate) const LOCK_SKIP: &str = " FOR NO KEY UPDATE OF t SKIP LOCKED";
+/// Serialises the claims that count every running task (`ClaimLimits::max_running`): a
+/// transaction-scoped advisory lock, taken before any pool row lock.
+pub(crate) const SERIALIZE_CLAIMS: Option<&str> =
+    Some("SELECT pg_advisory_xact_lock(6003378920983055437)"); // "SPIRECLM"
+/// The session advisory lock key of the single active scheduler ("SPIRESCH").
+const SCHEDULER_LOCK_KEY: i64 = 6_003_378_920_984_101_704;
 
 /// The schema, one numbered file per version, applied by [`Store::open`].
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -87,6 +107,29 @@ impl Store {
     /// unique keys the shared queries touch, and never fail with serialization errors.
     async fn begin_write(&self) -> Result<WriteTx<Db>, sqlx::Error> {
         Ok(WriteTx::new(self.pool.begin().await?, None))
+    }
+
+    /// Takes the single-active-scheduler lock: a session advisory lock held by a connection
+    /// detached from the pool, which lives (and holds it) as long as the returned guard.
+    /// `None` if another session holds it.
+    pub(crate) async fn try_lock_scheduler(
+        &self,
+    ) -> Result<Option<crate::tasks::SchedulerLock>, RegistryError> {
+        let ctx = || "taking the scheduler lock".to_string();
+        let mut conn = self.pool.acquire().await.db(ctx)?.detach();
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(SCHEDULER_LOCK_KEY)
+            .fetch_one(&mut conn)
+            .await
+            .db(ctx)?;
+        if taken {
+            Ok(Some(crate::tasks::SchedulerLock::postgres(conn)))
+        } else {
+            if let Err(e) = sqlx::Connection::close(conn).await {
+                tracing::debug!(error = %e, "closing an unused scheduler lock connection");
+            }
+            Ok(None)
+        }
     }
 
     /// Begins a read transaction that sees one snapshot across its queries.

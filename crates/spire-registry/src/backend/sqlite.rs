@@ -1,7 +1,11 @@
 //! The SQLite backend (the embedded default): connection options, the pool, write
 //! transactions, error codes. The queries themselves are the shared ones in `sql/`.
 
+use std::fs::TryLockError;
+use std::io::Write;
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +16,7 @@ use tokio::sync::Mutex;
 
 use super::WriteTx;
 use crate::error::{DbContext, RegistryError};
+use crate::tasks::SchedulerLock;
 
 // The shared SQL, compiled again for this backend's types (see `backend/mod.rs`).
 #[allow(clippy::duplicate_mod)]
@@ -23,6 +28,9 @@ mod models;
 #[allow(clippy::duplicate_mod)]
 #[path = "sql/runs_io.rs"]
 mod runs_io;
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/tasks.rs"]
+mod tasks;
 #[allow(clippy::duplicate_mod)]
 #[path = "sql/tokens.rs"]
 mod tokens;
@@ -36,6 +44,18 @@ pub(crate) type Db = sqlx::Sqlite;
 pub(crate) const DIALECT: crate::search::Dialect = crate::search::Dialect::Sqlite;
 /// One connection (what a transaction dereferences to).
 pub(crate) type Conn = sqlx::SqliteConnection;
+
+/// The database clock in integer milliseconds since the Unix epoch (`julianday('now')`, to
+/// the millisecond).
+pub(crate) const NOW_MS: &str =
+    "SELECT CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)";
+/// Row locks: none, since write transactions hold the database's write lock.
+pub(crate) const LOCK_ROW: &str = "";
+/// Row locks skipping locked rows: none, since write transactions hold the database's write
+/// lock.
+pub(crate) const LOCK_SKIP: &str = "";
+/// Claims are serialised by the write lock already.
+pub(crate) const SERIALIZE_CLAIMS: Option<&str> = None;
 
 /// The schema, one numbered file per version, applied by [`Store::open`].
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -53,18 +73,62 @@ pub(crate) struct Store {
     /// Writers of this store (and its clones) queue here rather than in SQLite's busy
     /// handler, which sleeps in growing steps and gives up after [`BUSY_TIMEOUT`].
     write_lock: Arc<Mutex<()>>,
+    /// `<database file>.scheduler.lock`, or `None` for an in-memory database.
+    scheduler_lock_file: Option<PathBuf>,
+    /// The scheduler lock of an in-memory database (shared by this store's clones, which
+    /// are the only handles on it).
+    scheduler_flag: Arc<AtomicBool>,
 }
 
 impl Store {
     /// Opens a pool on `url` (`sqlite://PATH`, `sqlite:PATH` or `sqlite::memory:`), creating
     /// the database file and its parent folder if missing, then applies pending migrations.
     pub(crate) async fn open(url: &str) -> Result<Store, RegistryError> {
-        let pool = connect(url).await?;
+        let (pool, file) = connect(url).await?;
         crate::registry::migrate(&MIGRATOR, &pool).await?;
         Ok(Store {
             pool,
             write_lock: Arc::new(Mutex::new(())),
+            scheduler_lock_file: file.map(|f| {
+                let mut name = f.into_os_string();
+                name.push(".scheduler.lock");
+                PathBuf::from(name)
+            }),
+            scheduler_flag: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Takes the single-active-scheduler lock: an exclusive lock on
+    /// `<database file>.scheduler.lock` (held while the returned guard keeps the file open;
+    /// other handles and processes get `None`), or an in-process flag for an in-memory
+    /// database.
+    pub(crate) async fn try_lock_scheduler(&self) -> Result<Option<SchedulerLock>, RegistryError> {
+        let Some(path) = &self.scheduler_lock_file else {
+            let taken = self
+                .scheduler_flag
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok();
+            return Ok(taken.then(|| SchedulerLock::memory(Arc::clone(&self.scheduler_flag))));
+        };
+        let io = |e: std::io::Error| RegistryError::Database {
+            context: format!("taking the scheduler lock {}", path.display()),
+            source: sqlx::Error::Io(e),
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::Error(e)) => return Err(io(e)),
+        }
+        // Who holds it, for people looking at the file.
+        file.set_len(0).map_err(io)?;
+        writeln!(file, "pid {}", std::process::id()).map_err(io)?;
+        Ok(Some(SchedulerLock::file(file, path.clone())))
     }
 
     /// Closes the pool, waiting for in-flight work.
@@ -87,7 +151,8 @@ impl Store {
     }
 }
 
-async fn connect(url: &str) -> Result<SqlitePool, RegistryError> {
+/// Opens the pool; also returns the database file's path (`None` when in memory).
+async fn connect(url: &str) -> Result<(SqlitePool, Option<PathBuf>), RegistryError> {
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| {
             RegistryError::InvalidInput(format!(
@@ -109,7 +174,8 @@ async fn connect(url: &str) -> Result<SqlitePool, RegistryError> {
             .max_lifetime(None)
             .connect_with(options)
             .await
-            .db(|| "opening in-memory SQLite registry".to_string());
+            .db(|| "opening in-memory SQLite registry".to_string())
+            .map(|pool| (pool, None));
     }
 
     let path = options.get_filename().to_path_buf();
@@ -121,11 +187,12 @@ async fn connect(url: &str) -> Result<SqlitePool, RegistryError> {
                 source: sqlx::Error::Io(e),
             })?;
     }
-    SqlitePoolOptions::new()
+    let pool = SqlitePoolOptions::new()
         .max_connections(FILE_POOL_SIZE)
         .connect_with(options.journal_mode(SqliteJournalMode::Wal))
         .await
-        .db(|| format!("opening SQLite registry at {}", path.display()))
+        .db(|| format!("opening SQLite registry at {}", path.display()))?;
+    Ok((pool, Some(path)))
 }
 
 fn is_in_memory(url: &str) -> bool {

@@ -17,6 +17,7 @@ mod reliability;
 mod runs;
 mod search;
 mod sqlite;
+mod tasks;
 mod tokens;
 
 use std::collections::BTreeMap;

@@ -6,6 +6,7 @@ use spire_core::ErrorKind;
 use spire_registry::{Backend, Lifecycle, Registry, TrackingStore, ViewType};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqlitePoolOptions;
+use sqlx::Connection;
 
 use crate::new_run;
 
@@ -97,4 +98,44 @@ async fn version_1_databases_upgrade_in_place() {
         daily.experiment_id
     );
     assert_eq!(reg.list_experiments(ViewType::All).await.unwrap().len(), 1);
+}
+
+/// A file database's scheduler lock is a file next to it; an in-memory database's is a flag
+/// shared by the handle's clones (another in-memory handle is another database).
+#[tokio::test]
+async fn scheduler_lock_file_and_in_memory_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("spire.db").display());
+    let reg = Registry::open(&url).await.unwrap();
+    let lock = reg.try_lock_scheduler().await.unwrap().unwrap();
+    let file = dir.path().join("spire.db.scheduler.lock");
+    let content = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(content.trim(), format!("pid {}", std::process::id()));
+    assert!(format!("{lock:?}").contains("spire.db.scheduler.lock"));
+    drop(lock);
+    assert!(reg.try_lock_scheduler().await.unwrap().is_some());
+
+    let mem = Registry::open("sqlite::memory:").await.unwrap();
+    let held = mem.try_lock_scheduler().await.unwrap().unwrap();
+    assert!(mem.clone().try_lock_scheduler().await.unwrap().is_none());
+    let other = Registry::open("sqlite::memory:").await.unwrap();
+    assert!(other.try_lock_scheduler().await.unwrap().is_some());
+    drop(held);
+    assert!(mem.try_lock_scheduler().await.unwrap().is_some());
+}
+
+/// Every migration is applied, in order.
+#[tokio::test]
+async fn migrations_are_applied_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("spire.db").display());
+    Registry::open(&url).await.unwrap().close().await;
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(applied, vec![1, 2, 3, 4, 5]);
+    conn.close().await.unwrap();
 }
