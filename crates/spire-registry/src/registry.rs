@@ -446,6 +446,13 @@ impl ScheduleState for Registry {
         dispatch!(self, s => s.set_paused(model, paused))
     }
 
+    async fn set_last_scheduled_many(
+        &self,
+        scheduled: &[(String, chrono::DateTime<chrono::Utc>)],
+    ) -> Result<(), RegistryError> {
+        dispatch!(self, s => s.set_last_scheduled_many(scheduled))
+    }
+
     async fn list_schedule_states(&self) -> Result<Vec<ModelSchedule>, RegistryError> {
         dispatch!(self, s => s.list_schedule_states())
     }

@@ -495,6 +495,13 @@ pub trait ScheduleState: Send + Sync {
         logical_time: DateTime<Utc>,
     ) -> impl Future<Output = Result<ModelSchedule, RegistryError>> + Send;
 
+    /// [`set_last_scheduled`](ScheduleState::set_last_scheduled) for many models in one
+    /// transaction (what one scheduler tick records); same forward-only rule per model.
+    fn set_last_scheduled_many(
+        &self,
+        scheduled: &[(String, DateTime<Utc>)],
+    ) -> impl Future<Output = Result<(), RegistryError>> + Send;
+
     /// Pauses or resumes `model`'s schedule and returns its state after the call.
     fn set_paused(
         &self,

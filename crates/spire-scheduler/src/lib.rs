@@ -9,6 +9,11 @@
 //!   of everything due at once into tasks (one snapshot per feature set and date, one fused
 //!   training per family, one scoring per feature set, one publish per run).
 //!
+//! - [`scheduler`]: the tick (due → plan → enqueue, requeue of expired leases), backfills,
+//!   and the loop with one active scheduler and standbys.
+//! - [`worker`]: workers claim tasks with leases, heartbeat, and complete with the lease's
+//!   fencing token; stages plug in through [`TaskRunner`].
+//!
 //! This crate depends on `spire-core` and `spire-registry` only: the stages themselves live
 //! in the pipeline and plug in through a trait, so the scheduler's tests never link the data
 //! stack.
@@ -16,10 +21,14 @@
 pub mod dag;
 pub mod due;
 pub mod model;
+pub mod scheduler;
+pub mod worker;
 
 pub use dag::{plan, Plan, PlannedTask, Stage, TaskKind};
 pub use due::{backfill_times, due_runs, DueRun, ModelState};
 pub use model::{ScheduledModel, Work};
+pub use scheduler::{Scheduler, TickReport};
+pub use worker::{TaskFailure, TaskRunner, Worker, WorkerConfig};
 
 #[cfg(test)]
 mod tests;

@@ -933,6 +933,33 @@ pub async fn schedule_state_moves_forward_only(t: TestDb) {
         let err = reg.set_paused(bad, true).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad:?}: {err}");
     }
+    // Many at once, one transaction, the same forward-only rule per model.
+    let many: Vec<(String, DateTime<Utc>)> = (0..1200)
+        .map(|k| (format!("m{k}"), at(5)))
+        .chain([("churn".to_string(), at(1))])
+        .collect();
+    reg.set_last_scheduled_many(&many).await.unwrap();
+    assert_eq!(
+        reg.schedule_state("m1199")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_logical_time,
+        Some(at(5))
+    );
+    assert_eq!(
+        reg.schedule_state("churn")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_logical_time,
+        Some(at(2)),
+        "an earlier time does not move it back"
+    );
+    assert!(reg
+        .set_last_scheduled_many(&[(" bad".to_string(), at(9))])
+        .await
+        .is_err());
 }
 
 pub async fn scheduler_lock_is_exclusive(t: TestDb) {

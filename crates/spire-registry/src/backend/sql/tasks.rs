@@ -1144,6 +1144,41 @@ impl ScheduleState for Store {
         state.ok_or_else(|| RegistryError::not_found(format!("schedule state of {model:?}")))
     }
 
+    async fn set_last_scheduled_many(
+        &self,
+        scheduled: &[(String, DateTime<Utc>)],
+    ) -> Result<(), RegistryError> {
+        for (model, _) in scheduled {
+            check_name("model name", model)?;
+        }
+        let ctx = || format!("recording {} scheduled models", scheduled.len());
+        let now = now_ms();
+        let mut tx = self.begin_write().await.db(ctx)?;
+        // 500 rows × 4 parameters per statement stays far below either database's limit.
+        for chunk in scheduled.chunks(500) {
+            let sql = format!(
+                "INSERT INTO schedule_state (model, paused, last_logical_time, updated_at) \
+                 VALUES {} \
+                 ON CONFLICT (model) DO UPDATE SET last_logical_time = excluded.last_logical_time, \
+                   updated_at = excluded.updated_at \
+                 WHERE schedule_state.last_logical_time IS NULL \
+                    OR schedule_state.last_logical_time < excluded.last_logical_time",
+                crate::backend::value_rows(chunk.len(), 4)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (model, time) in chunk {
+                q = q
+                    .bind(model)
+                    .bind(false)
+                    .bind(time.timestamp_millis())
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await.db(ctx)?;
+        }
+        tx.commit().await.db(ctx)?;
+        Ok(())
+    }
+
     async fn list_schedule_states(&self) -> Result<Vec<ModelSchedule>, RegistryError> {
         let rows: Vec<ScheduleRow> = sqlx::query_as(SCHEDULE_SELECT)
             .fetch_all(&self.pool)
