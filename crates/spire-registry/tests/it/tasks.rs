@@ -953,7 +953,7 @@ pub async fn schedule_state_moves_forward_only(t: TestDb) {
             .unwrap()
             .unwrap()
             .last_logical_time,
-        Some(at(2)),
+        Some(at(9)),
         "an earlier time does not move it back"
     );
     assert!(reg
