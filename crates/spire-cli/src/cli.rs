@@ -115,6 +115,53 @@ pub enum Command {
         #[arg(long)]
         dot: bool,
     },
+    /// Run the scheduler: each tick enqueues the batched tasks of every segment due.
+    ///
+    /// One scheduler is active per registry database; another one started against it waits
+    /// as a standby and takes over when the first stops.
+    ///
+    /// Example: spire scheduler --interval-secs 30   |   spire scheduler --once --json
+    Scheduler {
+        /// Seconds between ticks.
+        #[arg(long, default_value_t = 30)]
+        interval_secs: u64,
+        /// Tick once and exit (e.g. from cron or a test).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Run a worker: claims tasks from the queue (leases, heartbeats) and runs their stages.
+    ///
+    /// Start any number, on any machine sharing the registry database and the lake.
+    ///
+    /// Example: spire worker   |   spire worker --drain
+    Worker {
+        /// The worker's name in leases and attempts (default: HOST:PID).
+        #[arg(long)]
+        id: Option<String>,
+        /// Exit once nothing is claimable instead of waiting for more work.
+        #[arg(long)]
+        drain: bool,
+    },
+    /// Queue every run of a segment between two dates (inclusive), whatever its catch-up
+    /// policy; runs already queued are not added twice.
+    ///
+    /// Example: spire backfill reads-gadgets --from 2026-11-01 --to 2026-11-07
+    Backfill {
+        /// Segment name.
+        segment: String,
+        /// First date (YYYY-MM-DD).
+        #[arg(long)]
+        from: String,
+        /// Last date (YYYY-MM-DD).
+        #[arg(long)]
+        to: String,
+    },
+    /// Segment schedules: list, pause, resume.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Scheduled tasks: list, show one with its attempts.
+    #[command(subcommand)]
+    Tasks(TasksCommand),
     /// API tokens for `spire serve` (stored hashed in the registry).
     #[command(subcommand)]
     Tokens(TokensCommand),
@@ -130,6 +177,55 @@ pub enum Command {
         /// Report what would be removed, remove nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+/// `spire schedule ...`.
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Every segment's schedule, next run and state.
+    ///
+    /// Example: spire schedule list --json
+    List,
+    /// Stop scheduling a segment (its missed runs follow its catch-up policy on resume).
+    ///
+    /// Example: spire schedule pause reads-gadgets
+    Pause {
+        /// Segment name.
+        segment: String,
+    },
+    /// Schedule a paused segment again.
+    ///
+    /// Example: spire schedule resume reads-gadgets
+    Resume {
+        /// Segment name.
+        segment: String,
+    },
+}
+
+/// `spire tasks ...`.
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// Tasks, newest run first, with counts per state.
+    ///
+    /// Example: spire tasks list --state failed --segment reads-gadgets
+    List {
+        /// Only tasks in this state.
+        #[arg(long, value_parser = ["queued", "running", "succeeded", "failed"])]
+        state: Option<String>,
+        /// Only tasks serving this segment.
+        #[arg(long)]
+        segment: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One task: what it runs, its attempts and every error (the "logs" of its runs).
+    ///
+    /// Example: spire tasks logs 42
+    Logs {
+        /// Task id.
+        task_id: i64,
     },
 }
 

@@ -561,6 +561,29 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Scheduler {
+            interval_secs,
+            once,
+        } => {
+            let ws = open(&cli).await?;
+            crate::schedule::scheduler(&cli, &ws, *interval_secs, *once).await
+        }
+        Command::Worker { id, drain } => {
+            let ws = open(&cli).await?;
+            crate::schedule::worker(&cli, &ws, id.as_deref(), *drain).await
+        }
+        Command::Backfill { segment, from, to } => {
+            let ws = open(&cli).await?;
+            crate::schedule::backfill(&cli, &ws, segment, from, to).await
+        }
+        Command::Schedule(command) => {
+            let ws = open(&cli).await?;
+            crate::schedule::schedule(&cli, &ws, command).await
+        }
+        Command::Tasks(command) => {
+            let ws = open(&cli).await?;
+            crate::schedule::tasks(&cli, &ws, command).await
+        }
         Command::Tokens(command) => {
             let ws = open(&cli).await?;
             crate::admin::tokens(&cli, &ws, command).await

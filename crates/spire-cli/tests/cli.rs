@@ -582,3 +582,145 @@ fn serve_stays_on_loopback_until_a_token_exists_then_requires_one() {
     let out = spire(&["--project", p, "tokens", "revoke", "ci"]);
     assert!(out.status.success());
 }
+
+#[test]
+fn scheduled_runs_survive_a_killed_worker_without_duplicating_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("demo");
+    let p = project.to_str().unwrap();
+    let out = spire(&[
+        "--json", "demo", "--dir", p, "--users", "1200", "--days", "16", "--seed", "5",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let toml = project.join("spire.toml");
+    let mut text = std::fs::read_to_string(&toml).unwrap();
+    text.push_str("\n[schedule]\ncron = \"0 6 * * *\"\nretry_backoff_secs = 1\n\n[scheduler]\nlease_secs = 5\n");
+    std::fs::write(&toml, text).unwrap();
+
+    let out = spire(&["--project", p, "--json", "dag", "reads-gadgets"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dag: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = dag["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["snapshot", "train", "score", "publish"],
+        "{dag}"
+    );
+    assert_eq!(
+        dag["tasks"][1]["segments"].as_array().unwrap().len(),
+        20,
+        "one fused training for the family"
+    );
+
+    let out = spire(&["--project", p, "--json", "scheduler", "--once"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tick: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let planned = tick["planned_tasks"].as_u64().unwrap();
+    assert!(planned >= 4, "{tick}");
+
+    let tasks = |state: Option<&str>| -> Vec<serde_json::Value> {
+        let mut args = vec!["--project", p, "--json", "tasks", "list", "--limit", "100"];
+        if let Some(s) = state {
+            args.extend(["--state", s]);
+        }
+        let out = spire(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["tasks"].as_array().unwrap().clone()
+    };
+    // A worker starts, and is SIGKILLed while it runs a task.
+    let mut victim = Command::new(env!("CARGO_BIN_EXE_spire"))
+        .args(["--project", p, "worker", "--id", "victim"])
+        .env("SPIRE_LOG", "error")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut killed_task = None;
+    for _ in 0..600 {
+        if let Some(t) = tasks(Some("running")).first() {
+            killed_task = Some(t["task_id"].as_i64().unwrap());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let killed_task = killed_task.expect("the victim never ran a task");
+
+    // After its lease expires the scheduler takes the task back; another worker finishes.
+    std::thread::sleep(std::time::Duration::from_millis(5500));
+    let out = spire(&["--project", p, "--json", "scheduler", "--once"]);
+    let tick: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(tick["requeued"], serde_json::json!([killed_task]), "{tick}");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let out = spire(&["--project", p, "worker", "--drain", "--id", "rescuer"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let all = tasks(None);
+    assert_eq!(all.len() as u64, planned, "no task lost or added");
+    assert!(all.iter().all(|t| t["state"] == "succeeded"), "{all:?}");
+    let out = spire(&[
+        "--project",
+        p,
+        "--json",
+        "tasks",
+        "logs",
+        &killed_task.to_string(),
+    ]);
+    let logs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let attempts: Vec<(String, String)> = logs["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["worker"].as_str().unwrap().into(),
+                a["result"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        vec![
+            ("victim".to_string(), "lost".to_string()),
+            ("rescuer".to_string(), "succeeded".to_string())
+        ]
+    );
+    // The memberships the runs wrote are unique per (segment, user, as_of).
+    let out = spire(&[
+        "--project", p, "--json", "sql",
+        "SELECT segment, user_id, as_of, COUNT(*) AS n FROM segments GROUP BY segment, user_id, as_of HAVING COUNT(*) > 1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dupes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(dupes, serde_json::json!([]), "duplicated memberships");
+}

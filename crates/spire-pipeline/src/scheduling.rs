@@ -68,3 +68,106 @@ pub async fn segment_dag(ws: &Workspace, segment: &str, now: DateTime<Utc>) -> R
         plan: plan(&due),
     })
 }
+
+/// Runs scheduled tasks with the pipeline's stages (what `spire worker` plugs into the
+/// scheduler). Every task is idempotent: snapshots and memberships are keyed by date and
+/// replaced on a re-run, and a re-trained model is a new version that the gate judges again.
+///
+/// A task's as-of date is the local date of its run, but never later than the data: a run
+/// on a day whose events have not arrived reads the latest complete day.
+#[derive(Debug, Clone)]
+pub struct PipelineRunner {
+    ws: Workspace,
+}
+
+impl PipelineRunner {
+    /// A runner over `ws`.
+    pub fn new(ws: Workspace) -> PipelineRunner {
+        PipelineRunner { ws }
+    }
+
+    async fn run_task(&self, task: &spire_registry::tasks::Task) -> Result<serde_json::Value> {
+        use crate::progress::Quiet;
+        use crate::stages::{features, score, train};
+        use spire_core::config::SegmentKind;
+
+        let ws = &self.ws;
+        let names: Vec<String> =
+            serde_json::from_value(task.payload["segments"].clone()).map_err(|e| {
+                PipelineError::InvalidInput(format!(
+                    "task {} has no segment list in its payload: {e}",
+                    task.task_id
+                ))
+            })?;
+        let wanted: chrono::NaiveDate = serde_json::from_value(task.payload["as_of"].clone())
+            .map_err(|e| {
+                PipelineError::InvalidInput(format!("task {} has no as_of: {e}", task.task_id))
+            })?;
+        let resolved = segments::resolve(ws).await?;
+        let selected = segments::select(&resolved, &names)?;
+        let as_of = wanted.min(features::default_as_of(ws).await?);
+        let has_models = selected
+            .iter()
+            .any(|s| matches!(s.spec.kind, SegmentKind::Model(_)));
+        match task.key.kind.as_str() {
+            "snapshot" => {
+                let mut dates = vec![as_of];
+                if has_models {
+                    let train_as_of = train::default_train_as_of(ws, &selected).await?;
+                    dates.push(train_as_of.min(as_of));
+                }
+                dates.sort();
+                dates.dedup();
+                let built =
+                    features::build(ws, std::slice::from_ref(&task.key.key), &dates, &Quiet)
+                        .await?;
+                Ok(serde_json::json!({
+                    "feature_set": task.key.key,
+                    "dates": dates,
+                    "snapshots": built.iter().map(|b| b.snapshots.len()).sum::<usize>(),
+                }))
+            }
+            "train" => {
+                let train_as_of = train::default_train_as_of(ws, &selected).await?.min(as_of);
+                let outcomes = train::train(ws, &selected, train_as_of, &Quiet).await?;
+                Ok(serde_json::json!({
+                    "as_of": train_as_of,
+                    "models": outcomes.iter().map(|o| serde_json::json!({
+                        "segment": o.segment, "version": o.model_version,
+                        "auc": o.evaluation.auc, "promoted": o.promoted, "run_id": o.run_id,
+                    })).collect::<Vec<_>>(),
+                }))
+            }
+            "score" | "publish" => {
+                let (scored, version) = score::score(ws, &selected, Some(as_of), &Quiet).await?;
+                Ok(serde_json::json!({
+                    "as_of": as_of,
+                    "segments_version": version,
+                    "segments": scored.iter().map(|s| serde_json::json!({
+                        "segment": s.segment, "members": s.members,
+                    })).collect::<Vec<_>>(),
+                }))
+            }
+            other => Err(PipelineError::InvalidInput(format!(
+                "task {} has unknown kind {other:?} (snapshot, train, score, publish)",
+                task.task_id
+            ))),
+        }
+    }
+}
+
+impl spire_scheduler::TaskRunner for PipelineRunner {
+    async fn run(
+        &self,
+        task: &spire_registry::tasks::Task,
+    ) -> std::result::Result<serde_json::Value, spire_scheduler::TaskFailure> {
+        self.run_task(task).await.map_err(|e| {
+            let message = format!("{e}");
+            if e.kind() == spire_core::ErrorKind::InvalidInput {
+                spire_scheduler::TaskFailure::permanent(message)
+            } else {
+                spire_scheduler::TaskFailure::retryable(message)
+            }
+        })
+    }
+}

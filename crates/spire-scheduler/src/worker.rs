@@ -52,11 +52,9 @@ impl TaskFailure {
 ///   It never panics on bad input.
 pub trait TaskRunner: Send + Sync {
     /// Runs `task` (its kind, key, logical time and payload say what to do) and returns its
-    /// output, stored with the task.
-    fn run(
-        &self,
-        task: &Task,
-    ) -> impl Future<Output = Result<serde_json::Value, TaskFailure>> + Send;
+    /// output, stored with the task. The future need not be `Send`: a worker drives one
+    /// task at a time on its own task (the pipeline's stages hold non-`Send` state).
+    fn run(&self, task: &Task) -> impl Future<Output = Result<serde_json::Value, TaskFailure>>;
 }
 
 /// How a worker claims and runs tasks.
