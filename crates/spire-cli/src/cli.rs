@@ -156,6 +156,12 @@ pub enum Command {
         #[arg(long)]
         to: String,
     },
+    /// Export the fleet's schedules for another orchestrator.
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// Run one batched task directly (what exported Airflow tasks call).
+    #[command(subcommand)]
+    Task(TaskCommand),
     /// Segment schedules: list, pause, resume.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
@@ -177,6 +183,43 @@ pub enum Command {
         /// Report what would be removed, remove nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+/// `spire export ...`.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Write one Airflow DAG file per schedule group (tasks run `spire task run`), plus
+    /// pools.json (`airflow pools import`) and manifest.json.
+    ///
+    /// Example: spire export airflow --out dags/ --spire-command "spire --project /srv/segments"
+    Airflow {
+        /// Output folder (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// How Airflow's workers call Spire (default: this binary with this project).
+        #[arg(long)]
+        spire_command: Option<String>,
+    },
+}
+
+/// `spire task ...`.
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Run one task of an exported DAG for a logical time, in this process.
+    ///
+    /// Example: spire task run --dag spire__0_6_x_x_x__utc --task 'train[behaviour/fused]'
+    /// --logical-time 2026-11-20T06:00:00+00:00
+    Run {
+        /// The DAG id (`spire export airflow` names them).
+        #[arg(long)]
+        dag: String,
+        /// The task's label, e.g. `score[behaviour]`.
+        #[arg(long)]
+        task: String,
+        /// The run's logical time (RFC 3339).
+        #[arg(long)]
+        logical_time: String,
     },
 }
 

@@ -576,6 +576,18 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             let ws = open(&cli).await?;
             crate::schedule::backfill(&cli, &ws, segment, from, to).await
         }
+        Command::Export(crate::cli::ExportCommand::Airflow { out, spire_command }) => {
+            let ws = open(&cli).await?;
+            crate::schedule::export_airflow(&cli, &ws, out, spire_command.as_deref()).await
+        }
+        Command::Task(crate::cli::TaskCommand::Run {
+            dag,
+            task,
+            logical_time,
+        }) => {
+            let ws = open(&cli).await?;
+            crate::schedule::task_run(&cli, &ws, dag, task, logical_time).await
+        }
         Command::Schedule(command) => {
             let ws = open(&cli).await?;
             crate::schedule::schedule(&cli, &ws, command).await

@@ -411,3 +411,125 @@ pub async fn tasks(cli: &Cli, ws: &Workspace, command: &TasksCommand) -> Result<
     }
     Ok(())
 }
+
+/// `spire export airflow`.
+pub async fn export_airflow(
+    cli: &Cli,
+    ws: &Workspace,
+    out: &std::path::Path,
+    spire_command: Option<&str>,
+) -> Result<()> {
+    let models = models(ws).await?;
+    let command = match spire_command {
+        Some(c) => c.to_string(),
+        None => {
+            let exe = std::env::current_exe().map_err(|e| PipelineError::io("spire", e))?;
+            let project =
+                std::fs::canonicalize(&ws.project.dir).unwrap_or_else(|_| ws.project.dir.clone());
+            let quote = |s: String| format!("'{}'", s.replace('\'', r"'\''"));
+            format!(
+                "{} --project {}",
+                quote(exe.display().to_string()),
+                quote(project.display().to_string())
+            )
+        }
+    };
+    let (files, manifest) = spire_scheduler::airflow::render(&models, &command);
+    std::fs::create_dir_all(out).map_err(|e| PipelineError::io(out, e))?;
+    for (name, source) in &files {
+        let path = out.join(name);
+        std::fs::write(&path, source).map_err(|e| PipelineError::io(&path, e))?;
+    }
+    let pools: serde_json::Map<String, serde_json::Value> = ws
+        .project
+        .scheduler
+        .pools
+        .iter()
+        .map(|(name, slots)| {
+            (
+                name.clone(),
+                json!({"slots": slots, "description": format!("Spire pool {name}"), "include_deferred": false}),
+            )
+        })
+        .collect();
+    let write_json = |name: &str, value: &serde_json::Value| -> Result<()> {
+        let path = out.join(name);
+        let text = serde_json::to_string_pretty(value)
+            .map_err(|e| PipelineError::InvalidInput(format!("cannot write {name}: {e}")))?;
+        std::fs::write(&path, text).map_err(|e| PipelineError::io(&path, e))
+    };
+    write_json("pools.json", &serde_json::Value::Object(pools))?;
+    write_json("manifest.json", &json!({"dags": manifest}))?;
+    if cli.json {
+        output::json(&json!({"out": out, "dags": manifest}));
+    } else {
+        for d in &manifest {
+            println!(
+                "{}  {} segment(s), {} task(s), schedule {} ({})",
+                d.file,
+                d.segments,
+                d.tasks.len(),
+                d.schedule.as_deref().unwrap_or("none"),
+                d.timezone
+            );
+        }
+        println!(
+            "wrote {} DAG file(s) to {}; import the pools with `airflow pools import {}`",
+            manifest.len(),
+            out.display(),
+            out.join("pools.json").display()
+        );
+    }
+    Ok(())
+}
+
+/// `spire task run`: one task of an exported DAG, in this process.
+pub async fn task_run(
+    cli: &Cli,
+    ws: &Workspace,
+    dag: &str,
+    task: &str,
+    logical_time: &str,
+) -> Result<()> {
+    let at = chrono::DateTime::parse_from_rfc3339(logical_time.trim())
+        .map_err(|e| {
+            PipelineError::InvalidInput(format!(
+                "--logical-time {logical_time:?} is not an RFC 3339 time ({e}), e.g. 2026-11-20T06:00:00+00:00"
+            ))
+        })?
+        .with_timezone(&Utc);
+    let models = models(ws).await?;
+    let groups = spire_scheduler::airflow::groups(&models);
+    let Some(group) = groups.iter().find(|g| g.dag_id == dag) else {
+        let ids: Vec<&str> = groups.iter().map(|g| g.dag_id.as_str()).collect();
+        return Err(PipelineError::NotFound(format!(
+            "DAG `{dag}` (this project's DAGs: {}); export again if schedules changed",
+            ids.join(", ")
+        )));
+    };
+    let plan = spire_scheduler::airflow::group_plan(group, at);
+    let Some(t) = plan.tasks.iter().find(|t| t.label() == task) else {
+        let labels: Vec<String> = plan.tasks.iter().map(|t| t.label()).collect();
+        return Err(PipelineError::NotFound(format!(
+            "task `{task}` in DAG `{dag}` (its tasks: {})",
+            labels.join(", ")
+        )));
+    };
+    let runner = PipelineRunner::new(ws.clone());
+    let output = runner
+        .run_planned(
+            t.kind.as_str(),
+            &t.key,
+            &t.segments,
+            t.as_of,
+            &format!("{dag}/{task}"),
+            at,
+        )
+        .await?;
+    if cli.json {
+        output::json(&output);
+    } else {
+        println!("{task} of {dag} at {at}: {output}");
+    }
+    Ok(())
+}

@@ -711,6 +711,31 @@ fn scheduled_runs_survive_a_killed_worker_without_duplicating_output() {
             ("rescuer".to_string(), "succeeded".to_string())
         ]
     );
+    // The training runs name the task that made them.
+    let train = all.iter().find(|t| t["kind"] == "train").unwrap();
+    let filter = format!("tags.`spire.task_id` = '{}'", train["task_id"]);
+    let out = spire(&[
+        "--project",
+        p,
+        "--json",
+        "runs",
+        "list",
+        "--filter",
+        &filter,
+        "--limit",
+        "100",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        runs.len() >= 20,
+        "{} runs of the fused training task",
+        runs.len()
+    );
     // The memberships the runs wrote are unique per (segment, user, as_of).
     let out = spire(&[
         "--project", p, "--json", "sql",
@@ -723,4 +748,127 @@ fn scheduled_runs_survive_a_killed_worker_without_duplicating_output() {
     );
     let dupes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(dupes, serde_json::json!([]), "duplicated memberships");
+}
+
+/// The python of the Airflow venv (`scripts/airflow-venv.sh`), from `SPIRE_AIRFLOW_PYTHON`.
+fn airflow_python() -> String {
+    match std::env::var("SPIRE_AIRFLOW_PYTHON") {
+        Ok(p) if !p.is_empty() => p,
+        _ => panic!(
+            "\n\nSPIRE_AIRFLOW_PYTHON is not set. The Airflow export test checks the generated \
+             DAGs with Airflow's own parser and is never skipped: run `scripts/airflow-venv.sh` \
+             (it prints the venv's python) and export SPIRE_AIRFLOW_PYTHON=<that path>, or run \
+             scripts/test, which does both.\n"
+        ),
+    }
+}
+
+#[test]
+fn airflow_export_loads_in_airflows_own_parser() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("p");
+    let quickstart =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart");
+    std::fs::create_dir_all(project.join("segments")).unwrap();
+    let mut toml = std::fs::read_to_string(quickstart.join("spire.toml")).unwrap();
+    toml.push_str(
+        "\n[schedule]\ncron = \"0 6 * * *\"\ntimezone = \"Europe/Berlin\"\nretries = 3\n\n[scheduler]\npools = { gbdt = 2 }\n",
+    );
+    std::fs::write(project.join("spire.toml"), toml).unwrap();
+    for f in ["interests.toml", "rules.toml"] {
+        std::fs::copy(
+            quickstart.join("segments").join(f),
+            project.join("segments").join(f),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        project.join("segments/buyers.toml"),
+        r#"
+[[segment]]
+name = "buyers"
+kind = "model"
+feature_set = "behaviour"
+label = { kind = "future_events", where = "category = 'luxury'" }
+model = { algorithm = "gbdt" }
+schedule = { cron = "30 2 * * 1", timezone = "America/New_York", pool = "gbdt", retries = 1 }
+"#,
+    )
+    .unwrap();
+    let p = project.to_str().unwrap();
+    let out_dir = dir.path().join("dags");
+    let out = spire(&[
+        "--project",
+        p,
+        "--json",
+        "export",
+        "airflow",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dags = v["dags"].as_array().unwrap();
+    let ids: Vec<&str> = dags.iter().map(|d| d["dag_id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        vec![
+            "spire__0_6_x_x_x__europe_berlin",
+            "spire__30_2_x_x_1__america_new_york"
+        ]
+    );
+    assert_eq!(dags[0]["segments"], 22);
+    assert_eq!(dags[1]["tasks"][1]["pool"], "gbdt");
+    assert_eq!(dags[0]["tasks"][1]["retries"], 3);
+    let pools: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("pools.json")).unwrap())
+            .unwrap();
+    assert_eq!(pools["gbdt"]["slots"], 2);
+
+    let check =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/airflow_check.py");
+    let out = Command::new(airflow_python())
+        .arg(&check)
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("AIRFLOW OK: 2 DAGs, 8 tasks"),
+        "Airflow did not load the export\n--- stdout\n{stdout}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The command the tasks run names unknown DAGs and tasks clearly.
+    let out = spire(&[
+        "--project",
+        p,
+        "task",
+        "run",
+        "--dag",
+        "nope",
+        "--task",
+        "x",
+        "--logical-time",
+        "2026-11-20T06:00:00+00:00",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("spire__0_6_x_x_x__europe_berlin"));
+    let out = spire(&[
+        "--project",
+        p,
+        "task",
+        "run",
+        "--dag",
+        "spire__0_6_x_x_x__europe_berlin",
+        "--task",
+        "train[x]",
+        "--logical-time",
+        "yesterday",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -32,6 +32,10 @@ pub const RUN_ID_TAG: &str = "spire.run_id";
 pub const PROCESS_TAG: &str = "spire.process";
 /// Run tag naming the pipeline run a training run belongs to (MLflow's parent-run tag).
 pub const PARENT_TAG: &str = "mlflow.parentRunId";
+/// The tag naming the scheduled task a Delta commit or a training run belongs to (set by
+/// [`crate::scheduling::PipelineRunner`]): `spire runs list --filter
+/// "tags.\`spire.task_id\` = '42'"` finds a task's runs.
+pub const TASK_ID_TAG: &str = "spire.task_id";
 /// Run tag telling what kind of run it is (`pipeline` for a `spire run`).
 pub const KIND_TAG: &str = "spire.kind";
 /// Run tag set when [`recover`] settled the run.
@@ -50,8 +54,8 @@ pub struct Recovered {
     pub reason: String,
 }
 
-/// Tags every run started by this process carries: the process, and the pipeline run it
-/// belongs to when the workspace's lake is tagged with one.
+/// Tags every run started by this process carries: the process, and the pipeline run or
+/// scheduled task it belongs to when the workspace's lake is tagged with one.
 pub fn process_tags(ws: &Workspace) -> BTreeMap<String, String> {
     let mut tags = BTreeMap::new();
     if let Some(p) = this_process() {
@@ -59,6 +63,9 @@ pub fn process_tags(ws: &Workspace) -> BTreeMap<String, String> {
     }
     if let Some(parent) = ws.lake.commit_tags().get(RUN_ID_TAG) {
         tags.insert(PARENT_TAG.to_string(), parent.clone());
+    }
+    if let Some(task) = ws.lake.commit_tags().get(TASK_ID_TAG) {
+        tags.insert(TASK_ID_TAG.to_string(), task.clone());
     }
     tags
 }

@@ -87,11 +87,6 @@ impl PipelineRunner {
     }
 
     async fn run_task(&self, task: &spire_registry::tasks::Task) -> Result<serde_json::Value> {
-        use crate::progress::Quiet;
-        use crate::stages::{features, score, train};
-        use spire_core::config::SegmentKind;
-
-        let ws = &self.ws;
         let names: Vec<String> =
             serde_json::from_value(task.payload["segments"].clone()).map_err(|e| {
                 PipelineError::InvalidInput(format!(
@@ -103,13 +98,50 @@ impl PipelineRunner {
             .map_err(|e| {
                 PipelineError::InvalidInput(format!("task {} has no as_of: {e}", task.task_id))
             })?;
+        self.run_planned(
+            &task.key.kind,
+            &task.key.key,
+            &names,
+            wanted,
+            &task.task_id.to_string(),
+            task.key.logical_time,
+        )
+        .await
+    }
+
+    /// Runs one batched task — `kind` (snapshot, train, score, publish) over `key` for the
+    /// segments `names` as of `wanted` — tagging its Delta commits and runs with `task_ref`
+    /// (a queue task id, or an Airflow `dag/task` name). What `spire worker` and
+    /// `spire task run` both call.
+    pub async fn run_planned(
+        &self,
+        kind: &str,
+        key: &str,
+        names: &[String],
+        wanted: chrono::NaiveDate,
+        task_ref: &str,
+        logical_time: DateTime<Utc>,
+    ) -> Result<serde_json::Value> {
+        use crate::progress::Quiet;
+        use crate::stages::{features, score, train};
+        use spire_core::config::SegmentKind;
+
+        // Every Delta commit and training run of this task carries its id.
+        let tagged = Workspace {
+            lake: self.ws.lake.tagged([
+                (crate::recovery::TASK_ID_TAG, task_ref.to_string()),
+                ("spire.logical_time", logical_time.to_rfc3339()),
+            ]),
+            ..self.ws.clone()
+        };
+        let ws = &tagged;
         let resolved = segments::resolve(ws).await?;
-        let selected = segments::select(&resolved, &names)?;
+        let selected = segments::select(&resolved, names)?;
         let as_of = wanted.min(features::default_as_of(ws).await?);
         let has_models = selected
             .iter()
             .any(|s| matches!(s.spec.kind, SegmentKind::Model(_)));
-        match task.key.kind.as_str() {
+        match kind {
             "snapshot" => {
                 let mut dates = vec![as_of];
                 if has_models {
@@ -118,11 +150,9 @@ impl PipelineRunner {
                 }
                 dates.sort();
                 dates.dedup();
-                let built =
-                    features::build(ws, std::slice::from_ref(&task.key.key), &dates, &Quiet)
-                        .await?;
+                let built = features::build(ws, &[key.to_string()], &dates, &Quiet).await?;
                 Ok(serde_json::json!({
-                    "feature_set": task.key.key,
+                    "feature_set": key,
                     "dates": dates,
                     "snapshots": built.iter().map(|b| b.snapshots.len()).sum::<usize>(),
                 }))
@@ -149,8 +179,7 @@ impl PipelineRunner {
                 }))
             }
             other => Err(PipelineError::InvalidInput(format!(
-                "task {} has unknown kind {other:?} (snapshot, train, score, publish)",
-                task.task_id
+                "task {task_ref} has unknown kind {other:?} (snapshot, train, score, publish)"
             ))),
         }
     }

@@ -14,10 +14,13 @@
 //! - [`worker`]: workers claim tasks with leases, heartbeat, and complete with the lease's
 //!   fencing token; stages plug in through [`TaskRunner`].
 //!
+//! - [`airflow`]: the same batched tasks as Airflow DAG files, for teams that run Airflow.
+//!
 //! This crate depends on `spire-core` and `spire-registry` only: the stages themselves live
 //! in the pipeline and plug in through a trait, so the scheduler's tests never link the data
 //! stack.
 
+pub mod airflow;
 pub mod dag;
 pub mod due;
 pub mod model;
