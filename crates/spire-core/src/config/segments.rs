@@ -351,6 +351,55 @@ impl SegmentSpec {
     }
 }
 
+/// Reports every cycle of `combine` references among rule segments (`a` combines `b`, `b`
+/// combines `a`), once per cycle, at the segment where it is found first.
+pub(super) fn check_combine_cycles(specs: &[SegmentSpec], issues: &mut Issues) {
+    use std::collections::BTreeMap;
+    let edges: BTreeMap<&str, (Vec<String>, &SegmentSpec)> = specs
+        .iter()
+        .filter_map(|s| match &s.kind {
+            SegmentKind::RuleCombine { expr } => {
+                let mut refs = Vec::new();
+                expr.names(&mut refs);
+                Some((s.name.as_str(), (refs, s)))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut reported: BTreeSet<Vec<String>> = BTreeSet::new();
+    for start in edges.keys() {
+        // Depth-first from `start`, following combine references only.
+        let mut stack: Vec<(String, Vec<String>)> =
+            vec![(start.to_string(), vec![start.to_string()])];
+        let mut seen = BTreeSet::new();
+        while let Some((node, path)) = stack.pop() {
+            let Some((refs, _)) = edges.get(node.as_str()) else {
+                continue;
+            };
+            for r in refs {
+                if r == *start && path.len() > 1 {
+                    let mut cycle = path.clone();
+                    let mut key = cycle.clone();
+                    key.sort();
+                    if reported.insert(key) {
+                        cycle.push(r.clone());
+                        let spec = edges[*start].1;
+                        issues.push(
+                            &spec.file,
+                            format!("segment `{}`.combine", spec.name),
+                            format!("combine references form a cycle: {}", cycle.join(" → ")),
+                        );
+                    }
+                } else if !path.contains(r) && seen.insert(r.clone()) {
+                    let mut next = path.clone();
+                    next.push(r.clone());
+                    stack.push((r.clone(), next));
+                }
+            }
+        }
+    }
+}
+
 /// Lowercases and replaces characters other than `[a-z0-9_-]` with `-`.
 pub fn slug(s: &str) -> String {
     s.chars()

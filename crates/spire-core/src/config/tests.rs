@@ -438,3 +438,32 @@ schedule = { cron = "61 * * * *", pool = "gpu", catchup = "some" }
     // The project default's bad cron is reported once, in spire.toml, not per segment.
     assert_eq!(text.matches("has 4 fields").count(), 1, "{text}");
 }
+
+#[test]
+fn combine_cycles_are_rejected_naming_the_loop() {
+    let segments = r#"
+[[segment]]
+name = "a"
+kind = "rule"
+combine = "b AND NOT c"
+
+[[segment]]
+name = "b"
+kind = "rule"
+combine = "c OR a"
+
+[[segment]]
+name = "c"
+kind = "rule"
+feature_set = "behaviour"
+where = "true"
+"#;
+    let dir = project(&[("spire.toml", BASE), ("segments/loop.toml", segments)]);
+    let err = load_project(dir.path(), &LoadOptions::default()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("loop.toml: segment `a`.combine: combine references form a cycle: a → b → a"),
+        "{text}"
+    );
+    assert_eq!(text.matches("form a cycle").count(), 1, "{text}");
+}

@@ -539,6 +539,7 @@ pub(super) fn validate(
     for s in &segments {
         s.check_references(&all_names, issues);
     }
+    super::segments::check_combine_cycles(&segments, issues);
 
     Project {
         dir: dir.to_path_buf(),
