@@ -3,6 +3,51 @@
 
 use std::process::Command;
 
+/// Fails the test with the command's stderr unless it succeeded.
+fn assert_ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `spire demo` into `project` (a small synthetic project, trained once).
+fn demo(project: &str, users: &str, seed: &str) {
+    assert_ok(&spire(&[
+        "--json", "demo", "--dir", project, "--users", users, "--days", "16", "--seed", seed,
+    ]));
+}
+
+/// Starts `spire serve --addr addr` and waits until `/healthz` answers on `probe`.
+fn start_serve(project: &str, addr: &str, probe: &str) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_spire"))
+        .args(["--project", project, "serve", "--addr", addr])
+        .env("SPIRE_LOG", "error")
+        .env_remove("SPIRE_ADMIN_TOKEN")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..300 {
+        if http_status(probe, "/healthz", None) == Some(200) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child
+}
+
+/// Stops a child and returns what it wrote to stderr.
+fn stop(mut child: std::process::Child) -> String {
+    child.kill().unwrap();
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut e, &mut err).unwrap();
+    }
+    child.wait().unwrap();
+    err
+}
+
 fn spire(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_spire"))
         .args(args)
@@ -36,11 +81,7 @@ fn init_scaffolds_a_valid_project_and_ingest_reports_json() {
     let p = project.to_str().unwrap();
     assert!(spire(&["init", p]).status.success());
     let out = spire(&["--project", p, "validate", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["valid"], true);
 
@@ -59,11 +100,7 @@ fn init_scaffolds_a_valid_project_and_ingest_reports_json() {
         "--path",
         file.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let r = &v["sources"][0]["reconciliation"];
     assert_eq!(
@@ -100,11 +137,7 @@ fn ml_evaluate_cross_validates_a_csv_reproducibly() {
         let out = spire(&[
             "--json", "ml", "evaluate", "--data", SHOPPERS, "--label", "Revenue", "--cv", "4",
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ok(&out);
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     let v = run();
@@ -135,11 +168,7 @@ fn ml_evaluate_cross_validates_a_csv_reproducibly() {
         "--save",
         path.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let artifact = spire_ml::Artifact::from_bytes(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(artifact.flavor, "tabular");
     assert!(artifact.feature_names.iter().any(|c| c == "VisitorType"));
@@ -218,11 +247,7 @@ fn ml_evaluate_gbdt_on_a_fold_column() {
         "--save",
         model.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["algorithm"], "gbdt");
     assert_eq!(v["fold_column"], "fold");
@@ -249,11 +274,7 @@ fn ml_evaluate_gbdt_on_a_fold_column() {
         "--positive",
         "TRUE",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("4-fold cross-validation on column \"fold\"")
     );
@@ -310,20 +331,9 @@ fn runs_search_and_manual_promotion_with_audit_log() {
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("demo");
     let p = project.to_str().unwrap();
-    let out = spire(&[
-        "--json", "demo", "--dir", p, "--users", "1500", "--days", "16", "--seed", "3",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    demo(p, "1500", "3");
     let out = spire(&["--project", p, "--json", "run", "reads-gadgets"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
 
     // MLflow filter grammar and ordering from the command line.
     let out = spire(&[
@@ -339,11 +349,7 @@ fn runs_search_and_manual_promotion_with_audit_log() {
         "--limit",
         "100",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert!(runs.len() >= 21, "{} runs", runs.len());
     let aucs: Vec<f64> = runs
@@ -369,11 +375,7 @@ fn runs_search_and_manual_promotion_with_audit_log() {
             "--reason",
             why,
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ok(&out);
     }
     let out = spire(&[
         "--project",
@@ -385,11 +387,7 @@ fn runs_search_and_manual_promotion_with_audit_log() {
         "--reason",
         "bad week",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let moved: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(moved["version"], 1);
     let out = spire(&[
@@ -471,37 +469,18 @@ fn serve_stays_on_loopback_until_a_token_exists_then_requires_one() {
 
     // No token: asked for every interface, it listens on loopback only and says so.
     let port = free_port();
-    let (mut child, err) = {
-        let addr = format!("0.0.0.0:{port}");
-        let loopback = format!("127.0.0.1:{port}");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spire"))
-            .args(["--project", p, "serve", "--addr", &addr])
-            .env("SPIRE_LOG", "error")
-            .env_remove("SPIRE_ADMIN_TOKEN")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        for _ in 0..300 {
-            if http_status(&loopback, "/healthz", None) == Some(200) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        assert_eq!(http_status(&loopback, "/v1/segments", None), Some(200));
-        if let Some(ip) = outward_ip() {
-            let outside = std::net::SocketAddr::new(ip, port).to_string();
-            assert_eq!(
-                http_status(&outside, "/healthz", None),
-                None,
-                "reachable on {outside} without a token"
-            );
-        }
-        child.kill().unwrap();
-        let mut err = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-        (child, err)
-    };
-    child.wait().unwrap();
+    let loopback = format!("127.0.0.1:{port}");
+    let child = start_serve(p, &format!("0.0.0.0:{port}"), &loopback);
+    assert_eq!(http_status(&loopback, "/v1/segments", None), Some(200));
+    if let Some(ip) = outward_ip() {
+        let outside = std::net::SocketAddr::new(ip, port).to_string();
+        assert_eq!(
+            http_status(&outside, "/healthz", None),
+            None,
+            "reachable on {outside} without a token"
+        );
+    }
+    let err = stop(child);
     assert!(
         err.contains(&format!("listens on 127.0.0.1:{port} only"))
             && err.contains("spire tokens create"),
@@ -510,11 +489,7 @@ fn serve_stays_on_loopback_until_a_token_exists_then_requires_one() {
 
     // A write token: printed once, listed without its secret.
     let out = spire(&["--project", p, "tokens", "create", "ci", "--role", "write"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let secret = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(secret.starts_with("spire_"), "{secret}");
     let out = spire(&["--project", p, "--json", "tokens", "list"]);
@@ -532,25 +507,7 @@ fn serve_stays_on_loopback_until_a_token_exists_then_requires_one() {
     // With a token, every interface, and every request but /healthz needs the token.
     let port = free_port();
     let loopback = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spire"))
-        .args([
-            "--project",
-            p,
-            "serve",
-            "--addr",
-            &format!("0.0.0.0:{port}"),
-        ])
-        .env("SPIRE_LOG", "error")
-        .env_remove("SPIRE_ADMIN_TOKEN")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..300 {
-        if http_status(&loopback, "/healthz", None) == Some(200) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let child = start_serve(p, &format!("0.0.0.0:{port}"), &loopback);
     let statuses = (
         http_status(&loopback, "/v1/segments", None),
         http_status(&loopback, "/v1/segments", Some(&secret)),
@@ -567,8 +524,7 @@ fn serve_stays_on_loopback_until_a_token_exists_then_requires_one() {
             )
         }),
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    stop(child);
     assert_eq!(statuses.0, Some(401));
     assert_eq!(statuses.1, Some(200));
     assert_eq!(statuses.2, Some(200));
@@ -588,25 +544,14 @@ fn scheduled_runs_survive_a_killed_worker_without_duplicating_output() {
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("demo");
     let p = project.to_str().unwrap();
-    let out = spire(&[
-        "--json", "demo", "--dir", p, "--users", "1200", "--days", "16", "--seed", "5",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    demo(p, "1200", "5");
     let toml = project.join("spire.toml");
     let mut text = std::fs::read_to_string(&toml).unwrap();
     text.push_str("\n[schedule]\ncron = \"0 6 * * *\"\nretry_backoff_secs = 1\n\n[scheduler]\nlease_secs = 5\n");
     std::fs::write(&toml, text).unwrap();
 
     let out = spire(&["--project", p, "--json", "dag", "reads-gadgets"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let dag: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let kinds: Vec<&str> = dag["tasks"]
         .as_array()
@@ -626,11 +571,7 @@ fn scheduled_runs_survive_a_killed_worker_without_duplicating_output() {
     );
 
     let out = spire(&["--project", p, "--json", "scheduler", "--once"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let tick: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let planned = tick["planned_tasks"].as_u64().unwrap();
     assert!(planned >= 4, "{tick}");
@@ -641,11 +582,7 @@ fn scheduled_runs_survive_a_killed_worker_without_duplicating_output() {
             args.extend(["--state", s]);
         }
         let out = spire(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ok(&out);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         v["tasks"].as_array().unwrap().clone()
     };
@@ -675,11 +612,7 @@ fn scheduled_runs_survive_a_killed_worker_without_duplicating_output() {
     assert_eq!(tick["requeued"], serde_json::json!([killed_task]), "{tick}");
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let out = spire(&["--project", p, "worker", "--drain", "--id", "rescuer"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
 
     let all = tasks(None);
     assert_eq!(all.len() as u64, planned, "no task lost or added");
@@ -725,11 +658,7 @@ fn scheduled_runs_survive_a_killed_worker_without_duplicating_output() {
         "--limit",
         "100",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         runs.len() >= 20,
@@ -741,11 +670,7 @@ fn scheduled_runs_survive_a_killed_worker_without_duplicating_output() {
         "--project", p, "--json", "sql",
         "SELECT segment, user_id, as_of, COUNT(*) AS n FROM segments GROUP BY segment, user_id, as_of HAVING COUNT(*) > 1",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let dupes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(dupes, serde_json::json!([]), "duplicated memberships");
 }
@@ -806,11 +731,7 @@ schedule = { cron = "30 2 * * 1", timezone = "America/New_York", pool = "gbdt", 
         "--out",
         out_dir.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let dags = v["dags"].as_array().unwrap();
     let ids: Vec<&str> = dags.iter().map(|d| d["dag_id"].as_str().unwrap()).collect();

@@ -6,7 +6,7 @@ use spire_registry::ModelRegistry;
 
 use crate::{TestServer, ADMIN_TOKEN};
 
-async fn call(
+pub(crate) async fn call(
     server: &TestServer,
     method: &str,
     path: &str,

@@ -17,22 +17,7 @@ async fn call(
     body: Value,
     token: Option<&str>,
 ) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .request(
-            method.parse().unwrap(),
-            format!("{}{path}", server.base_url),
-        )
-        .json(&body);
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    crate::api::call(server, method, path, Some(body), token).await
 }
 
 fn assert_code(got: &(u16, Value), status: u16, code: &str) {
