@@ -13,8 +13,11 @@ fn main() {
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
+            // delta-kernel logs an ERROR whenever a table that does not exist yet is opened,
+            // which Spire expects and handles (it creates the table): keep that quiet unless
+            // SPIRE_LOG asks for it.
             tracing_subscriber::EnvFilter::try_from_env("SPIRE_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| "warn,buoyant_kernel::snapshot::builder=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();
