@@ -51,6 +51,8 @@ log "client ceiling: the same client against a trivial HTTP server"
 sleep 1
 "$python" "$here/bench.py" http://127.0.0.1:5091 trivial "$work/trivial.json" \
   --ceiling-only --calls "$calls" --batches "$batches"
+"$python" "$here/raw_client.py" http://127.0.0.1:5091 trivial "$work/raw-trivial.json" \
+  --calls 5000 --batches "$batches"
 
 log "Spire: spire serve on SQLite"
 "$spire" init "$work/spire" >/dev/null
@@ -58,6 +60,8 @@ log "Spire: spire serve on SQLite"
 wait_http http://127.0.0.1:5092/healthz
 "$python" "$here/bench.py" http://127.0.0.1:5092 spire "$work/spire.json" \
   --calls "$calls" --batches "$batches" --runs "$runs"
+"$python" "$here/raw_client.py" http://127.0.0.1:5092 spire "$work/raw-spire.json" \
+  --calls 5000 --batches "$batches"
 
 log "MLflow: mlflow server on SQLite"
 "$python" -m mlflow server --backend-store-uri "sqlite:///$work/mlflow/mlflow.db" \
@@ -66,11 +70,14 @@ log "MLflow: mlflow server on SQLite"
 wait_http http://127.0.0.1:5093/health
 "$python" "$here/bench.py" http://127.0.0.1:5093 mlflow "$work/mlflow.json" \
   --calls "$mlflow_calls" --batches "$batches" --runs "$runs" --fill-sql "$work/mlflow/mlflow.db"
+"$python" "$here/raw_client.py" http://127.0.0.1:5093 mlflow "$work/raw-mlflow.json" \
+  --calls 300 --batches "$batches"
 
 python3 - "$work" <<'PY'
 import json, sys
 w = sys.argv[1]
 t, s, m = (json.load(open(f"{w}/{n}.json")) for n in ("trivial", "spire", "mlflow"))
+rt, rs, rm = (json.load(open(f"{w}/raw-{n}.json")) for n in ("trivial", "spire", "mlflow"))
 assert s["search_top_auc"] == m["search_top_auc"], (s["search_top_auc"], m["search_top_auc"])
 print(f"client ceiling (trivial server): {t['log_metric_per_s']:,.0f} log_metric/s, "
       f"log_batch(1000) {t['log_batch_ms']:.1f} ms")
@@ -81,5 +88,11 @@ print(f"{'log_batch 1,000 metrics, ms':28}{s['log_batch_ms']:>12.1f}{m['log_batc
       f"{m['log_batch_ms'] / s['log_batch_ms']:>8.1f}×")
 print(f"{'search over 100k runs, ms':28}{s['search_ms']:>12.1f}{m['search_ms']:>12.1f}"
       f"{m['search_ms'] / s['search_ms']:>8.1f}×")
+print(f"raw keep-alive client (requests.Session; ceiling {rt['log_metric_per_s']:,.0f}/s, "
+      f"{rt['log_batch_ms']:.1f} ms):")
+print(f"{'log_metric calls/s':28}{rs['log_metric_per_s']:>12,.0f}{rm['log_metric_per_s']:>12,.1f}"
+      f"{rs['log_metric_per_s'] / rm['log_metric_per_s']:>8.1f}×")
+print(f"{'log_batch 1,000 metrics, ms':28}{rs['log_batch_ms']:>12.1f}{rm['log_batch_ms']:>12.1f}"
+      f"{rm['log_batch_ms'] / rs['log_batch_ms']:>8.1f}×")
 print(f"(Spire filled {s.get('fill_s', 0):.0f} s through its API; same top AUCs on both: {s['search_top_auc'][:3]})")
 PY
