@@ -238,6 +238,20 @@ impl Artifact {
             .map_err(|e| MlError::Artifact(format!("cannot serialize artifact: {e}")))
     }
 
+    /// The payload of an artifact of `flavor`, decoded: a different flavor or a payload of
+    /// the wrong shape is [`MlError::Artifact`] naming it. Every flavor's `from_artifact`
+    /// starts here.
+    pub fn payload_as<P: serde::de::DeserializeOwned>(&self, flavor: &str) -> Result<P, MlError> {
+        if self.flavor != flavor {
+            return Err(MlError::Artifact(format!(
+                "expected flavor {flavor:?}, got {:?}",
+                self.flavor
+            )));
+        }
+        serde_json::from_value(self.payload.clone())
+            .map_err(|e| MlError::Artifact(format!("{flavor} payload: {e}")))
+    }
+
     /// Parses bytes written by [`Artifact::to_bytes`]; [`MlError::Artifact`] if they are not
     /// a JSON artifact. The payload is checked only when the artifact is loaded.
     pub fn from_bytes(b: &[u8]) -> Result<Artifact, MlError> {

@@ -97,15 +97,7 @@ impl TabularModel {
     /// Rebuilds from an artifact of flavor [`TabularModel::FLAVOR`]; the inner model's
     /// feature names must be the encoder's outputs.
     pub fn from_artifact(a: &Artifact) -> Result<TabularModel, MlError> {
-        if a.flavor != Self::FLAVOR {
-            return Err(MlError::Artifact(format!(
-                "expected flavor {:?}, got {:?}",
-                Self::FLAVOR,
-                a.flavor
-            )));
-        }
-        let p: Payload = serde_json::from_value(a.payload.clone())
-            .map_err(|e| MlError::Artifact(format!("{} payload: {e}", Self::FLAVOR)))?;
+        let p: Payload = a.payload_as(Self::FLAVOR)?;
         let model = load_predictor(&p.model)?;
         if model.feature_names() != p.preprocessor.feature_names().as_slice() {
             return Err(MlError::Artifact(

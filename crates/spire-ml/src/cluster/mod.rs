@@ -309,15 +309,7 @@ impl KMeans {
     /// Rebuilds a model from an artifact of flavor [`KMeans::FLAVOR`], checking that the
     /// payload is complete, finite and consistent with the feature names.
     pub fn from_artifact(a: &Artifact) -> Result<KMeans, MlError> {
-        if a.flavor != Self::FLAVOR {
-            return Err(MlError::Artifact(format!(
-                "expected flavor {:?}, got {:?}",
-                Self::FLAVOR,
-                a.flavor
-            )));
-        }
-        let p: Payload = serde_json::from_value(a.payload.clone())
-            .map_err(|e| MlError::Artifact(format!("{} payload: {e}", Self::FLAVOR)))?;
+        let p: Payload = a.payload_as(Self::FLAVOR)?;
         p.params.validate()?;
         let d = a.feature_names.len();
         if d == 0 {

@@ -260,16 +260,8 @@ impl GbdtModel {
     /// (children after their parent, split features within the artifact's feature names),
     /// so a tampered artifact is an [`MlError::Artifact`], never a crash when scoring.
     pub fn from_artifact(a: &Artifact) -> Result<GbdtModel, MlError> {
-        if a.flavor != Self::FLAVOR {
-            return Err(MlError::Artifact(format!(
-                "expected flavor {:?}, got {:?}",
-                Self::FLAVOR,
-                a.flavor
-            )));
-        }
         let fail = |m: String| MlError::Artifact(format!("{} payload: {m}", Self::FLAVOR));
-        let p: Payload =
-            serde_json::from_value(a.payload.clone()).map_err(|e| fail(e.to_string()))?;
+        let p: Payload = a.payload_as(Self::FLAVOR)?;
         p.params.validate().map_err(|e| fail(e.to_string()))?;
         check_feature_names(&a.feature_names, a.feature_names.len())
             .map_err(|e| fail(e.to_string()))?;
@@ -349,7 +341,7 @@ impl Predictor for GbdtModel {
         let mut scores = self.raw_score(x)?;
         scores
             .iter_mut()
-            .for_each(|r| *r = 1.0 / (1.0 + (-*r).exp()));
+            .for_each(|r| *r = crate::linear::solver::sigmoid(*r));
         Ok(scores)
     }
 

@@ -192,15 +192,7 @@ impl LightGbmModel {
     /// [`MlError::Artifact`] when the payload is not a model text or does not match the
     /// feature names.
     pub fn from_artifact(a: &Artifact) -> Result<LightGbmModel, MlError> {
-        if a.flavor != Self::FLAVOR {
-            return Err(MlError::Artifact(format!(
-                "expected flavor {:?}, got {:?}",
-                Self::FLAVOR,
-                a.flavor
-            )));
-        }
-        let payload: Payload = serde_json::from_value(a.payload.clone())
-            .map_err(|e| MlError::Artifact(format!("{} payload: {e}", Self::FLAVOR)))?;
+        let payload: Payload = a.payload_as(Self::FLAVOR)?;
         let wrap = |e: MlError| MlError::Artifact(format!("{} payload: {e}", Self::FLAVOR));
         LightGbmModel::from_model_text(&payload.model_text)
             .and_then(|m| m.with_feature_names(a.feature_names.clone()))

@@ -14,7 +14,7 @@
 //! ```
 
 mod params;
-mod solver;
+pub(crate) mod solver;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -343,15 +343,7 @@ impl LogisticRegression {
     /// Rebuilds a model from an artifact of flavor [`LogisticRegression::FLAVOR`], checking
     /// that the payload is complete, finite and consistent with the feature names.
     pub fn from_artifact(a: &Artifact) -> Result<LogisticRegression, MlError> {
-        if a.flavor != Self::FLAVOR {
-            return Err(MlError::Artifact(format!(
-                "expected flavor {:?}, got {:?}",
-                Self::FLAVOR,
-                a.flavor
-            )));
-        }
-        let payload: Payload = serde_json::from_value(a.payload.clone())
-            .map_err(|e| MlError::Artifact(format!("{} payload: {e}", Self::FLAVOR)))?;
+        let payload: Payload = a.payload_as(Self::FLAVOR)?;
         LogisticRegression::try_from(Unchecked {
             feature_names: a.feature_names.clone(),
             payload,

@@ -210,16 +210,8 @@ impl OnnxModel {
     /// [`MlError::Artifact`] when the payload is not base64 of a loadable ONNX file or does
     /// not match the artifact's feature names.
     pub fn from_artifact(a: &Artifact) -> Result<OnnxModel, MlError> {
-        if a.flavor != Self::FLAVOR {
-            return Err(MlError::Artifact(format!(
-                "expected flavor {:?}, got {:?}",
-                Self::FLAVOR,
-                a.flavor
-            )));
-        }
         let wrap = |e: String| MlError::Artifact(format!("{} payload: {e}", Self::FLAVOR));
-        let payload: Payload =
-            serde_json::from_value(a.payload.clone()).map_err(|e| wrap(e.to_string()))?;
+        let payload: Payload = a.payload_as(Self::FLAVOR)?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(payload.onnx_base64.as_bytes())
             .map_err(|e| wrap(format!("onnx_base64 is not base64: {e}")))?;
