@@ -301,34 +301,32 @@ pub fn plan(due: &[Due<'_>]) -> Plan {
         if let Some(t) = train {
             b.depend(score, t);
         }
-        publishes.push((d.logical_time, as_of, score, m));
+        publishes.push(*d);
     }
-    for d in due {
-        if matches!(&d.model.work, Work::Rule { combines } if !combines.is_empty()) {
-            publishes.push((
-                d.logical_time,
-                as_of(d.model, d.logical_time),
-                usize::MAX,
-                d.model,
-            ));
+    publishes.extend(
+        due.iter()
+            .filter(|d| matches!(&d.model.work, Work::Rule { combines } if !combines.is_empty())),
+    );
+    // A run's publish waits for every score task of that run time, including ones only the
+    // combined rules read.
+    let mut scores_at: BTreeMap<DateTime<Utc>, Vec<usize>> = BTreeMap::new();
+    for (i, t) in b.tasks.iter().enumerate() {
+        if t.kind == TaskKind::Score {
+            scores_at.entry(t.logical_time).or_default().push(i);
         }
     }
-    for (time, as_of, score, m) in publishes {
-        let publish = b.task(TaskKind::Publish, "segments".into(), time, as_of, m, None);
-        if score != usize::MAX {
+    for d in publishes {
+        let m = d.model;
+        let publish = b.task(
+            TaskKind::Publish,
+            "segments".into(),
+            d.logical_time,
+            as_of(m, d.logical_time),
+            m,
+            None,
+        );
+        for &score in scores_at.get(&d.logical_time).into_iter().flatten() {
             b.depend(publish, score);
-        }
-    }
-    // Publish waits for every score task of its run time, including ones only rules use.
-    for i in 0..b.tasks.len() {
-        if b.tasks[i].kind == TaskKind::Publish {
-            let time = b.tasks[i].logical_time;
-            let scores: Vec<usize> = (0..b.tasks.len())
-                .filter(|&j| b.tasks[j].kind == TaskKind::Score && b.tasks[j].logical_time == time)
-                .collect();
-            for j in scores {
-                b.depend(i, j);
-            }
         }
     }
     Plan { tasks: b.tasks }
