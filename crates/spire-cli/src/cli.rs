@@ -135,7 +135,7 @@ pub enum Command {
     ///
     /// Example: spire worker   |   spire worker --drain
     Worker {
-        /// The worker's name in leases and attempts (default: HOST:PID).
+        /// The worker's name in leases and attempts (default: HOST:PID:START_TICKS).
         #[arg(long)]
         id: Option<String>,
         /// Exit once nothing is claimable instead of waiting for more work.

@@ -115,11 +115,10 @@ pub async fn scheduler(cli: &Cli, ws: &Workspace, interval_secs: u64, once: bool
     Ok(())
 }
 
+/// A worker's default name: this process as recovery names it (`host:pid:start_ticks`).
 fn default_worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "host".into());
-    format!("{host}:{}", std::process::id())
+    spire_pipeline::recovery::this_process()
+        .unwrap_or_else(|| format!("worker:{}", std::process::id()))
 }
 
 /// `spire worker`.

@@ -159,8 +159,8 @@ pub async fn recover(ws: &Workspace) -> Result<Vec<Recovered>> {
     Ok(out)
 }
 
-/// This process as `host:pid:start_ticks`; `None` where `/proc` is not available.
-fn this_process() -> Option<String> {
+/// This process as `host:pid:start_ticks` (what [`PROCESS_TAG`] records), if `/proc` says.
+pub fn this_process() -> Option<String> {
     let pid = std::process::id();
     Some(format!("{}:{pid}:{}", host()?, start_ticks(pid)?))
 }
