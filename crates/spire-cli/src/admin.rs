@@ -126,14 +126,18 @@ pub async fn tokens(cli: &Cli, ws: &Workspace, command: &TokensCommand) -> Resul
     Ok(())
 }
 
-/// `spire gc`: removes runs deleted at least `older_than` ago, artifacts first.
-pub async fn gc(cli: &Cli, ws: &Workspace, older_than: &str, dry_run: bool) -> Result<()> {
-    let age = humantime::parse_duration(older_than).map_err(|e| {
+/// The value of an `--older-than` flag (`30d`, `12h`, `0s`).
+pub fn parse_older_than(older_than: &str) -> Result<std::time::Duration> {
+    humantime::parse_duration(older_than).map_err(|e| {
         PipelineError::InvalidInput(format!(
             "--older-than {older_than:?} is not a duration ({e}); write e.g. 30d, 12h or 0s"
         ))
-    })?;
-    let age = chrono::Duration::from_std(age).map_err(|_| {
+    })
+}
+
+/// `spire gc`: removes runs deleted at least `older_than` ago, artifacts first.
+pub async fn gc(cli: &Cli, ws: &Workspace, older_than: &str, dry_run: bool) -> Result<()> {
+    let age = chrono::Duration::from_std(parse_older_than(older_than)?).map_err(|_| {
         PipelineError::InvalidInput(format!("--older-than {older_than:?} is too long"))
     })?;
     let before = chrono::Utc::now() - age;

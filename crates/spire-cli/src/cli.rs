@@ -138,7 +138,9 @@ pub enum Command {
         /// The worker's name in leases and attempts (default: HOST:PID:START_TICKS).
         #[arg(long)]
         id: Option<String>,
-        /// Exit once nothing is claimable instead of waiting for more work.
+        /// Exit once the queue holds nothing that could still run (waiting while other
+        /// workers' tasks run, since their dependents may follow) instead of waiting for
+        /// the next schedule.
         #[arg(long)]
         drain: bool,
     },
@@ -269,6 +271,16 @@ pub enum TasksCommand {
     Logs {
         /// Task id.
         task_id: i64,
+    },
+    /// Delete finished tasks (succeeded or failed) with their attempts, keeping those an
+    /// unfinished task depends on. `spire scheduler` also does this by itself, for tasks
+    /// older than `[scheduler] keep_finished_days`.
+    ///
+    /// Example: spire tasks purge --older-than 30d
+    Purge {
+        /// Only tasks finished at least this long ago, e.g. `30d`, `12h`, `0s`.
+        #[arg(long, value_name = "DURATION")]
+        older_than: String,
     },
 }
 

@@ -151,9 +151,7 @@ pub async fn worker(cli: &Cli, ws: &Workspace, id: Option<&str>, drain: bool) ->
         }
     };
     if drain {
-        while let Some(r) = worker.run_once(&runner).await? {
-            report(&r);
-        }
+        worker.drain(&runner, report).await?;
         return Ok(());
     }
     eprintln!(
@@ -278,7 +276,7 @@ pub async fn schedule(cli: &Cli, ws: &Workspace, command: &ScheduleCommand) -> R
     Ok(())
 }
 
-/// `spire tasks list|logs`.
+/// `spire tasks list|logs|purge`.
 pub async fn tasks(cli: &Cli, ws: &Workspace, command: &TasksCommand) -> Result<()> {
     match command {
         TasksCommand::List {
@@ -287,23 +285,15 @@ pub async fn tasks(cli: &Cli, ws: &Workspace, command: &TasksCommand) -> Result<
             limit,
         } => {
             let state: Option<TaskState> = state.as_deref().map(str::parse).transpose()?;
-            let wide = if segment.is_some() { 100_000 } else { *limit };
-            let mut list = ws
+            let list = ws
                 .registry
                 .list_tasks(&TaskFilter {
                     state,
-                    limit: wide.max(1),
+                    segment: segment.clone(),
+                    limit: (*limit).max(1),
                     ..TaskFilter::default()
                 })
                 .await?;
-            if let Some(seg) = segment {
-                list.retain(|t| {
-                    t.payload["segments"]
-                        .as_array()
-                        .is_some_and(|s| s.iter().any(|v| v.as_str() == Some(seg.as_str())))
-                });
-                list.truncate(*limit);
-            }
             let counts = ws.registry.task_counts().await?;
             if cli.json {
                 let counts: std::collections::BTreeMap<&str, u64> =
@@ -355,6 +345,18 @@ pub async fn tasks(cli: &Cli, ws: &Workspace, command: &TasksCommand) -> Result<
                         "last error",
                     ],
                     &rows,
+                );
+            }
+        }
+        TasksCommand::Purge { older_than } => {
+            let age = crate::admin::parse_older_than(older_than)?;
+            let purged = ws.registry.purge_finished(age).await?;
+            if cli.json {
+                output::json(&json!({"purged": purged}));
+            } else {
+                println!(
+                    "purged {purged} finished task(s) older than {older_than} \
+                     (kept those an unfinished task depends on)"
                 );
             }
         }

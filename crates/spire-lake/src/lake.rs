@@ -265,6 +265,12 @@ impl Lake {
 
     /// Replaces, in one commit, the rows matching `replace_where` (or the whole table when
     /// `None`) with `batches`, and returns the new version.
+    ///
+    /// Writers replacing disjoint rows of one partition at once (two scheduled tasks
+    /// publishing different segments for the same date) can make Delta's conflict check
+    /// refuse a commit; such a commit is rebuilt on the table's new version and tried again
+    /// (up to [`OVERWRITE_ATTEMPTS`] times, after a short randomised wait). Replacing is
+    /// idempotent, so the retried commit means what the first one meant.
     pub async fn overwrite(
         &self,
         table: &str,
@@ -273,19 +279,33 @@ impl Lake {
         replace_where: Option<Expr>,
     ) -> Result<Option<i64>> {
         let batches = normalize_all(batches)?;
-        let t = self.writable(table).await?;
-        let mut w = t
-            .write(batches)
-            .with_save_mode(SaveMode::Overwrite)
-            .with_commit_properties(self.commit_properties());
-        if !partition_by.is_empty() {
-            w = w.with_partition_columns(partition_by.iter().map(|s| s.to_string()));
+        let mut attempt = 1;
+        loop {
+            let t = self.writable(table).await?;
+            let mut w = t
+                .write(batches.clone())
+                .with_save_mode(SaveMode::Overwrite)
+                .with_commit_properties(self.commit_properties());
+            if !partition_by.is_empty() {
+                w = w.with_partition_columns(partition_by.iter().map(|s| s.to_string()));
+            }
+            if let Some(p) = &replace_where {
+                w = w.with_replace_where(p.clone());
+            }
+            match w.await {
+                Ok(t) => return Ok(version_of(&t)),
+                Err(deltalake::DeltaTableError::Transaction {
+                    source: deltalake::kernel::transaction::TransactionError::CommitConflict(e),
+                }) if attempt < OVERWRITE_ATTEMPTS => {
+                    let wait = conflict_wait(attempt);
+                    tracing::info!(table, attempt, conflict = %e, wait_ms = wait.as_millis() as u64,
+                        "concurrent commit; rebuilding the overwrite on the new version");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(source) => return Err(delta(table, source)),
+            }
         }
-        if let Some(p) = replace_where {
-            w = w.with_replace_where(p);
-        }
-        let t = w.await.map_err(|source| delta(table, source))?;
-        Ok(version_of(&t))
     }
 
     /// A new DataFusion session sized for this machine.
@@ -417,6 +437,20 @@ fn query_error(sql: &str, source: deltalake::datafusion::error::DataFusionError)
         short
     };
     LakeError::query(format!("query `{short}`"), source)
+}
+
+/// How many times [`Lake::overwrite`] tries a commit that concurrent writers conflict with.
+pub const OVERWRITE_ATTEMPTS: u32 = 8;
+
+/// The wait before retry `attempt` of a conflicting commit: 50 ms doubling, capped at
+/// 3.2 s, times a factor in [0.5, 1.5) so that writers which collided do not collide again.
+fn conflict_wait(attempt: u32) -> std::time::Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let base = 50u64 << attempt.saturating_sub(1).min(6);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(attempt);
+    let jitter = 0.5 + (h.finish() % 1000) as f64 / 1000.0;
+    std::time::Duration::from_millis((base as f64 * jitter) as u64)
 }
 
 fn delta(table: &str, source: deltalake::DeltaTableError) -> LakeError {

@@ -408,6 +408,10 @@ impl TaskQueue for Registry {
         dispatch!(self, s => s.requeue_expired())
     }
 
+    async fn purge_finished(&self, older_than: Duration) -> Result<u64, RegistryError> {
+        dispatch!(self, s => s.purge_finished(older_than))
+    }
+
     async fn get_task(&self, task_id: i64) -> Result<Task, RegistryError> {
         dispatch!(self, s => s.get_task(task_id))
     }

@@ -302,6 +302,9 @@ pub struct TaskFilter {
     pub kind: Option<String>,
     /// Only tasks whose key starts with this.
     pub key_prefix: Option<String>,
+    /// Only tasks whose JSON payload lists this name in its `segments` array (how the
+    /// scheduler records which segments a batched task serves).
+    pub segment: Option<String>,
     /// At most this many tasks (≥ 1); defaults to 100.
     pub limit: usize,
 }
@@ -312,6 +315,7 @@ impl Default for TaskFilter {
             state: None,
             kind: None,
             key_prefix: None,
+            segment: None,
             limit: 100,
         }
     }
@@ -358,9 +362,18 @@ pub struct ModelSchedule {
 ///   (another worker's lease, back to the queue, finished), and change nothing. A lease
 ///   past its expiry still counts until `requeue_expired` takes the task back (the
 ///   scheduler calls it periodically); then the attempt is `lost`.
+/// - **Timeouts.** A task's `timeout` bounds each attempt, measured by the database clock
+///   from the claim, whatever the worker does: past it `heartbeat` refuses to renew
+///   ([`RegistryError::Conflict`] saying so) and `requeue_expired` ends the attempt as
+///   `failed` (timed out, retryable) even while its lease is still valid. A worker whose
+///   own timer never fires (a run stuck in a blocking call) cannot hold a task longer.
+/// - **Retention.** `purge_finished` deletes finished tasks with their attempts and
+///   dependency edges; a finished task that an unfinished one depends on is kept.
 /// - **Retries.** A retryable failure or a lost lease with attempts left puts the task back
 ///   in the queue with `not_before = now + retry_backoff × 2^(attempts − 1)` (the doubling
-///   stops after 16 steps); otherwise the task fails with its last error.
+///   stops after 16 steps); otherwise the task fails with its last error, and so do its
+///   queued dependents, transitively (they could never run), with a `last_error` naming
+///   the failed task.
 /// - **Idempotency.** `complete` repeated with the token and the kind of outcome of the
 ///   attempt it already ended (a retry after an unknown outcome) returns the task and
 ///   changes nothing.
@@ -435,9 +448,10 @@ pub trait TaskQueue: Send + Sync {
         outcome: Outcome,
     ) -> impl Future<Output = Result<Task, RegistryError>> + Send;
 
-    /// Takes back every running task whose lease expired (database clock): its attempt is
-    /// marked `lost`, and the task goes back to the queue after a backoff, or fails when it
-    /// has no attempts left. Returns the ids of the tasks taken back, ascending.
+    /// Takes back every running task whose lease expired or whose attempt ran past its
+    /// timeout (database clock): the attempt is marked `lost` (lease) or `failed` (timeout),
+    /// and the task goes back to the queue after a backoff, or fails when it has no attempts
+    /// left. Returns the ids of the tasks taken back, ascending.
     fn requeue_expired(&self) -> impl Future<Output = Result<Vec<i64>, RegistryError>> + Send;
 
     /// Reads a task; an unknown id is [`RegistryError::NotFound`].
@@ -460,6 +474,16 @@ pub trait TaskQueue: Send + Sync {
     fn task_counts(
         &self,
     ) -> impl Future<Output = Result<BTreeMap<TaskState, u64>, RegistryError>> + Send;
+
+    /// Deletes the tasks that finished (succeeded or failed) more than `older_than` ago
+    /// (database clock), with their attempts and dependency edges, except those a task
+    /// still queued or running depends on; returns how many were deleted. Their keys become
+    /// free: enqueueing one again makes a new task (the scheduler never does, since each
+    /// model's schedule state only moves forward).
+    fn purge_finished(
+        &self,
+        older_than: Duration,
+    ) -> impl Future<Output = Result<u64, RegistryError>> + Send;
 
     /// Every attempt of a task, oldest first; an unknown id is [`RegistryError::NotFound`].
     fn task_attempts(

@@ -96,6 +96,7 @@ async fn main() {
                 max_running: None,
                 lease_secs: 60,
                 pools: BTreeMap::from([("gbdt".to_string(), 2)]),
+                keep_finished_days: Some(30),
             },
         );
         scheduler.sync_pools().await.unwrap();

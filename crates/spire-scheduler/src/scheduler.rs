@@ -24,8 +24,11 @@ pub struct TickReport {
     pub due_runs: usize,
     /// Batched tasks in the plan (already-queued ones are not added twice).
     pub planned_tasks: usize,
-    /// Tasks whose lease expired and went back to the queue (or failed).
+    /// Tasks whose lease expired or attempt timed out, taken back to the queue (or failed).
     pub requeued: Vec<i64>,
+    /// Finished tasks deleted for being older than `keep_finished_days` (checked at most
+    /// once an hour).
+    pub purged: u64,
     /// How long deciding (due runs and plan, no I/O) took, in milliseconds.
     pub decide_ms: f64,
     /// How long the whole tick took, in milliseconds.
@@ -87,12 +90,21 @@ pub fn decide(
 pub struct Scheduler {
     registry: Registry,
     config: SchedulerConfig,
+    /// When this scheduler last purged finished tasks.
+    last_purge: std::sync::Arc<std::sync::Mutex<Option<Instant>>>,
 }
+
+/// How often the scheduler deletes finished tasks past their retention.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 impl Scheduler {
     /// A scheduler enqueueing into `registry` with `config`'s pools.
     pub fn new(registry: Registry, config: SchedulerConfig) -> Scheduler {
-        Scheduler { registry, config }
+        Scheduler {
+            registry,
+            config,
+            last_purge: Default::default(),
+        }
     }
 
     /// Stores the configured pool slots (run once at start, and after a config change).
@@ -113,6 +125,10 @@ impl Scheduler {
     ) -> Result<TickReport, RegistryError> {
         let started = Instant::now();
         let requeued = self.registry.requeue_expired().await?;
+        let purged = match self.purge_due() {
+            Some(keep) => self.registry.purge_finished(keep).await?,
+            None => 0,
+        };
         let state: HashMap<String, ModelState> = self
             .registry
             .list_schedule_states()
@@ -140,6 +156,7 @@ impl Scheduler {
             due_runs: scheduled.len(),
             planned_tasks: tasks.len(),
             requeued,
+            purged,
             decide_ms,
             total_ms: started.elapsed().as_secs_f64() * 1e3,
         };
@@ -152,6 +169,21 @@ impl Scheduler {
             );
         }
         Ok(report)
+    }
+
+    /// The retention to purge with, when a purge is due on this tick (the first tick,
+    /// then hourly), and `None` when it is not or tasks are kept forever.
+    fn purge_due(&self) -> Option<Duration> {
+        let days = self.config.keep_finished_days?;
+        let mut last = self
+            .last_purge
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed() < PURGE_EVERY) {
+            return None;
+        }
+        *last = Some(Instant::now());
+        Some(Duration::from_secs(u64::from(days) * 86_400))
     }
 
     /// Enqueues every run of `segment` between two dates (inclusive), whatever its

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use serde::Serialize;
-use spire_registry::tasks::{ClaimLimits, Outcome, Task, TaskQueue, TaskState};
+use spire_registry::tasks::{ClaimLimits, Outcome, Task, TaskFilter, TaskQueue, TaskState};
 use spire_registry::{Registry, RegistryError};
 
 /// How a task run failed.
@@ -172,6 +172,56 @@ impl Worker {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Runs tasks until the queue holds nothing that could still run (`spire worker
+    /// --drain`); `on_ran` sees every task it ran.
+    ///
+    /// While other workers' tasks run it waits, polling every `idle_poll`, since their
+    /// dependents may become claimable; so it does while a retry backs off. It returns when
+    /// nothing is running and nothing is claimable now or after a backoff (what is left
+    /// waits on a pool with 0 slots, or nothing is left).
+    pub async fn drain(
+        &self,
+        runner: &impl TaskRunner,
+        mut on_ran: impl FnMut(&Ran),
+    ) -> Result<(), RegistryError> {
+        loop {
+            if let Some(r) = self.run_once(runner).await? {
+                on_ran(&r);
+                continue;
+            }
+            let running = self
+                .registry
+                .task_counts()
+                .await?
+                .get(&TaskState::Running)
+                .copied()
+                .unwrap_or(0);
+            if running == 0 && !self.retry_pending().await? {
+                // The last running task may have ended just before the count: one more try.
+                match self.run_once(runner).await? {
+                    Some(r) => on_ran(&r),
+                    None => return Ok(()),
+                }
+                continue;
+            }
+            tokio::time::sleep(self.config.idle_poll).await;
+        }
+    }
+
+    /// Whether a queued task waits for its retry backoff to pass.
+    async fn retry_pending(&self) -> Result<bool, RegistryError> {
+        let queued = self
+            .registry
+            .list_tasks(&TaskFilter {
+                state: Some(TaskState::Queued),
+                limit: 100_000,
+                ..TaskFilter::default()
+            })
+            .await?;
+        let now = chrono::Utc::now();
+        Ok(queued.iter().any(|t| t.not_before > now))
     }
 
     /// Runs tasks until `shutdown` turns true, finishing the task in hand first, waiting

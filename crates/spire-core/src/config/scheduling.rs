@@ -43,6 +43,9 @@ pub struct RawScheduler {
     /// Pools and their slots, e.g. `{ gbdt = 2 }`: at most 2 tasks of pool `gbdt` at once.
     #[serde(default)]
     pub pools: BTreeMap<String, u32>,
+    /// Days a finished task (and its attempts) is kept before `spire scheduler` deletes it
+    /// (default 30; 0 keeps every task).
+    pub keep_finished_days: Option<u32>,
 }
 
 /// What to run when intervals were missed (the scheduler was down, or a model was paused).
@@ -97,6 +100,8 @@ pub struct SchedulerConfig {
     pub lease_secs: u64,
     /// Pools and their slots.
     pub pools: BTreeMap<String, u32>,
+    /// Days finished tasks are kept (`None`: forever).
+    pub keep_finished_days: Option<u32>,
 }
 
 /// Validates `[scheduler]`.
@@ -129,6 +134,11 @@ pub(super) fn validate_scheduler(
         max_running: raw.max_running,
         lease_secs,
         pools: raw.pools.clone(),
+        keep_finished_days: match raw.keep_finished_days {
+            Some(0) => None,
+            Some(days) => Some(days),
+            None => Some(30),
+        },
     }
 }
 

@@ -386,6 +386,11 @@ fn segments_inherit_the_project_schedule_and_may_override_it() {
     assert_eq!(p.scheduler.max_running, Some(4));
     assert_eq!(p.scheduler.pools["gbdt"], 2);
     assert_eq!(p.scheduler.lease_secs, 60);
+    assert_eq!(
+        p.scheduler.keep_finished_days,
+        Some(30),
+        "the default retention"
+    );
     let family = &p.segments[0].schedule;
     let s = family.schedule.as_ref().unwrap();
     assert_eq!((s.expr(), s.timezone()), ("0 6 * * *", "Europe/Berlin"));

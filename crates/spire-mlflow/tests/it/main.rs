@@ -102,47 +102,10 @@ impl TestServer {
     }
 }
 
-/// A fresh bucket on the S3-compatible test server (`SPIRE_TEST_S3_ENDPOINT`, default
-/// `http://127.0.0.1:5055`, where `scripts/moto-server.sh` starts moto) and an artifact
-/// store on it; panics with instructions when the server does not answer (never skipped).
+/// A fresh bucket on the S3-compatible test server and an artifact store on it.
 pub async fn s3_store() -> ArtifactStore {
-    let endpoint =
-        std::env::var("SPIRE_TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5055".into());
-    let bucket = format!("spire-mlflow-{}", uuid_like());
-    match reqwest::Client::new()
-        .put(format!("{endpoint}/{bucket}"))
-        .send()
-        .await
-    {
-        Ok(r) if r.status().is_success() => {}
-        other => panic!(
-            "\n\nthe S3-compatible test server does not answer at {endpoint}: {other:?}\n\
-             The S3 artifact tests are never skipped: start moto with \
-             `scripts/moto-server.sh` (scripts/test and .ci/run do), or point \
-             SPIRE_TEST_S3_ENDPOINT at another S3-compatible server.\n"
-        ),
-    }
-    let options = [
-        ("endpoint", endpoint.as_str()),
-        ("allow_http", "true"),
-        ("region", "us-east-1"),
-        ("access_key_id", "test"),
-        ("secret_access_key", "test"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    ArtifactStore::open(&format!("s3://{bucket}/mlflow"), &options).unwrap()
-}
-
-/// A unique lowercase name part.
-fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{nanos:x}{:x}", std::process::id())
+    let bucket = spire_testkit::S3Bucket::create("spire-mlflow").await;
+    ArtifactStore::open(&format!("s3://{}/mlflow", bucket.name), &bucket.options()).unwrap()
 }
 
 /// The python with `mlflow` installed, from `SPIRE_MLFLOW_PYTHON`.

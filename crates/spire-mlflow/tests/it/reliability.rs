@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 use spire_registry::TrackingStore;
-use sqlx::Connection;
 
 use crate::TestServer;
 
@@ -20,37 +19,12 @@ async fn eight_writers_lose_and_duplicate_nothing_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_writers_lose_and_duplicate_nothing_on_postgres() {
-    let admin = std::env::var("SPIRE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-    let name = format!("spire_mlflow_test_{}", std::process::id());
-    let mut conn = sqlx::PgConnection::connect(&admin)
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "\n\nPostgreSQL is not reachable at {admin}: {e}\nThis test is never skipped: \
-             start PostgreSQL or point SPIRE_TEST_POSTGRES_URL at a server where this user \
-             may create databases.\n"
-            )
-        });
-    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-    sqlx::query(sqlx::AssertSqlSafe(drop.clone()))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let mut url = url::Url::parse(&admin).unwrap();
-    url.set_path(&name);
-    let server = TestServer::start_with(Some(url.to_string()), |_| async {}).await;
+    let db = spire_testkit::PgTestDb::create().await;
+    let server = TestServer::start_with(Some(db.url.clone()), |_| async {}).await;
     let registry = server.registry.clone();
     writers_store_every_point_once(server).await;
     registry.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(drop))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    db.drop().await;
 }
 
 async fn writers_store_every_point_once(server: TestServer) {

@@ -48,6 +48,9 @@ pub(crate) const LOCK_ROW: &str = " FOR NO KEY UPDATE";
 /// Appended to a query of tasks (alias `t`) to lock the rows it returns, skipping rows
 /// another transaction holds, so concurrent claims never wait for each other's candidates.
 pub(crate) const LOCK_SKIP: &str = " FOR NO KEY UPDATE OF t SKIP LOCKED";
+/// True when the JSON payload of task `t` lists parameter `$5` in its `segments` array.
+pub(crate) const PAYLOAD_LISTS_SEGMENT: &str =
+    "(t.payload::jsonb -> 'segments') @> jsonb_build_array($5::text)";
 /// Serialises the claims that count every running task (`ClaimLimits::max_running`): a
 /// transaction-scoped advisory lock, taken before any pool row lock.
 pub(crate) const SERIALIZE_CLAIMS: Option<&str> =

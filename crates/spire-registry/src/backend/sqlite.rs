@@ -54,6 +54,9 @@ pub(crate) const LOCK_ROW: &str = "";
 /// Row locks skipping locked rows: none, since write transactions hold the database's write
 /// lock.
 pub(crate) const LOCK_SKIP: &str = "";
+/// True when the JSON payload of task `t` lists parameter `$5` in its `segments` array.
+pub(crate) const PAYLOAD_LISTS_SEGMENT: &str =
+    "EXISTS (SELECT 1 FROM json_each(t.payload, '$.segments') s WHERE s.value = $5)";
 /// Claims are serialised by the write lock already.
 pub(crate) const SERIALIZE_CLAIMS: Option<&str> = None;
 

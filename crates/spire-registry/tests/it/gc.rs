@@ -2,8 +2,6 @@
 //! storage (the moto server `scripts/moto-server.sh` starts), keeping runs that are the
 //! source of a model version.
 
-use std::collections::BTreeMap;
-
 use chrono::Utc;
 use spire_core::ErrorKind;
 use spire_registry::artifacts::run_prefix;
@@ -16,38 +14,10 @@ crate::conformance!(
     purge_refuses_live_runs
 );
 
-/// The S3-compatible server the tests use: `SPIRE_TEST_S3_ENDPOINT` (default
-/// `http://127.0.0.1:5055`, where `scripts/moto-server.sh` starts moto).
-pub fn s3_endpoint() -> String {
-    std::env::var("SPIRE_TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5055".into())
-}
-
-/// A fresh bucket on the test S3 server and an artifact store on `s3://BUCKET/spire`;
-/// panics with instructions when the server does not answer (never skipped).
+/// A fresh bucket on the test S3 server and an artifact store on `s3://BUCKET/spire`.
 pub async fn s3_store() -> ArtifactStore {
-    let endpoint = s3_endpoint();
-    let bucket = format!("spire-test-{}", uuid::Uuid::new_v4().simple());
-    let created = reqwest::Client::new()
-        .put(format!("{endpoint}/{bucket}"))
-        .send()
-        .await;
-    match created {
-        Ok(r) if r.status().is_success() => {}
-        other => panic!(
-            "\n\nthe S3-compatible test server does not answer at {endpoint}: {other:?}\n\
-             The artifact tests run against real S3-compatible storage and are never skipped: \
-             start moto with `scripts/moto-server.sh` (scripts/test and .ci/run do), or point \
-             SPIRE_TEST_S3_ENDPOINT at another S3-compatible server.\n"
-        ),
-    }
-    let options = BTreeMap::from([
-        ("endpoint".to_string(), endpoint),
-        ("allow_http".to_string(), "true".to_string()),
-        ("region".to_string(), "us-east-1".to_string()),
-        ("access_key_id".to_string(), "test".to_string()),
-        ("secret_access_key".to_string(), "test".to_string()),
-    ]);
-    ArtifactStore::open(&format!("s3://{bucket}/spire"), &options).unwrap()
+    let bucket = spire_testkit::S3Bucket::create("spire-test").await;
+    ArtifactStore::open(&format!("s3://{}/spire", bucket.name), &bucket.options()).unwrap()
 }
 
 async fn files(store: &ArtifactStore, folder: &str) -> Vec<String> {

@@ -92,77 +92,7 @@ where
     }
 }
 
-/// The admin URL the PostgreSQL tests connect with.
-pub fn postgres_admin_url() -> String {
-    std::env::var("SPIRE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
-}
-
-/// A throwaway PostgreSQL database.
-pub struct PgTestDb {
-    pub name: String,
-    pub url: String,
-    admin: String,
-}
-
-impl PgTestDb {
-    /// Creates `spire_test_<uuid>`; panics with instructions if PostgreSQL is unreachable.
-    pub async fn create() -> PgTestDb {
-        let admin = postgres_admin_url();
-        let name = format!("spire_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = admin_connection(&admin).await;
-        // A linguistic default collation (as production servers often have), so tests see
-        // whether text ordering is really backend-independent; plain if ICU is missing.
-        let icu = format!(
-            "CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
-        );
-        if sqlx::query(sqlx::AssertSqlSafe(icu))
-            .execute(&mut conn)
-            .await
-            .is_err()
-        {
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut conn)
-                .await
-                .unwrap_or_else(|e| panic!("creating test database {name} via {admin}: {e}"));
-        }
-        conn.close().await.ok();
-        let mut url = url::Url::parse(&admin).unwrap();
-        url.set_path(&name);
-        PgTestDb {
-            name,
-            url: url.to_string(),
-            admin,
-        }
-    }
-
-    /// Drops the database, disconnecting anything still connected to it.
-    pub async fn drop(self) {
-        let mut conn = admin_connection(&self.admin).await;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("dropping test database {}: {e}", self.name));
-        conn.close().await.ok();
-    }
-}
-
-async fn admin_connection(admin: &str) -> sqlx::PgConnection {
-    match sqlx::PgConnection::connect(admin).await {
-        Ok(conn) => conn,
-        Err(e) => panic!(
-            "\n\nPostgreSQL is not reachable at {admin}: {e}\n\
-             The registry conformance suite runs against a real PostgreSQL and is never \
-             skipped. Start the server (e.g. `service postgresql start` or \
-             `pg_ctlcluster 15 main start`; check with `pg_isready -h 127.0.0.1 -p 5432`), \
-             or point SPIRE_TEST_POSTGRES_URL at a server where this user may create \
-             databases.\n"
-        ),
-    }
-}
+pub use spire_testkit::{postgres_admin_url, PgTestDb};
 
 /// A run of `segment` in experiment `daily` with one param, one tag, two inputs and a git
 /// commit.

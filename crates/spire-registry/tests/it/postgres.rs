@@ -53,7 +53,7 @@ async fn concurrent_first_opens_migrate_once() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(applied, vec![1, 2, 3, 4]);
+    assert_eq!(applied, vec![1, 2, 3, 4, 5]);
     conn.close().await.unwrap();
     for handle in handles {
         handle.close().await;

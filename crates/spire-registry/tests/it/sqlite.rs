@@ -136,6 +136,15 @@ async fn migrations_are_applied_in_order() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(applied, vec![1, 2, 3, 4, 5]);
+    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6]);
+    // Version 6 dropped the key-first metrics index; run-first lookups keep theirs.
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'metrics' \
+         AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(indexes, vec!["metrics_by_run_key".to_string()]);
     conn.close().await.unwrap();
 }

@@ -28,6 +28,9 @@ crate::conformance!(
     expired_leases_are_requeued_and_attempts_marked_lost,
     heartbeat_extends_until_lease_moves_on,
     counts_and_list_filters,
+    queue_enforces_attempt_timeouts,
+    a_failed_task_fails_its_queued_dependents,
+    purge_keeps_what_unfinished_tasks_need,
     schedule_state_moves_forward_only,
     scheduler_lock_is_exclusive,
     concurrent_workers_claim_each_task_once,
@@ -373,7 +376,8 @@ pub async fn dependents_wait_for_their_dependencies(t: TestDb) {
     );
     assert_eq!(
         reg.get_task(score_id).await.unwrap().state,
-        TaskState::Queued
+        TaskState::Failed,
+        "and fails its dependents"
     );
 }
 
@@ -850,6 +854,35 @@ pub async fn counts_and_list_filters(t: TestDb) {
     })
     .await
     .is_empty());
+    let with_segments = reg
+        .enqueue(&[
+            NewTask {
+                payload: json!({"segments": ["reads-tech", "reads-o'reilly"]}),
+                ..task("train", "family", 3)
+            },
+            NewTask {
+                payload: json!({"segments": ["reads-tech-news"], "other": "reads-tech"}),
+                ..task("train", "family", 4)
+            },
+        ])
+        .await
+        .unwrap();
+    for (segment, expected) in [
+        ("reads-tech", vec![with_segments[0]]),
+        ("reads-o'reilly", vec![with_segments[0]]),
+        ("reads-tech-news", vec![with_segments[1]]),
+        ("reads-te", vec![]),
+    ] {
+        assert_eq!(
+            listed(TaskFilter {
+                segment: Some(segment.into()),
+                ..TaskFilter::default()
+            })
+            .await,
+            expected,
+            "{segment}"
+        );
+    }
     let err = reg
         .list_tasks(&TaskFilter {
             limit: 0,
@@ -858,6 +891,171 @@ pub async fn counts_and_list_filters(t: TestDb) {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+}
+
+pub async fn a_failed_task_fails_its_queued_dependents(t: TestDb) {
+    let reg = t.reg;
+    let snap = key("snapshot", "behaviour", 0);
+    let train = key("train", "churn", 0);
+    let other = key("snapshot", "other", 0);
+    let ids = reg
+        .enqueue(&[
+            task("snapshot", "behaviour", 0),
+            after(&[&snap], task("train", "churn", 0)),
+            after(&[&train], task("score", "churn", 0)),
+            task("snapshot", "other", 0),
+            after(&[&other], task("score", "other", 0)),
+        ])
+        .await
+        .unwrap();
+    let lease = claim(&reg, "w").await.unwrap();
+    assert_eq!(lease.task.task_id, ids[0]);
+    reg.complete(ids[0], lease.token, failed("disk full\nat …", false))
+        .await
+        .unwrap();
+    for id in [ids[1], ids[2]] {
+        let t = reg.get_task(id).await.unwrap();
+        assert_eq!(t.state, TaskState::Failed, "{t:?}");
+        assert_eq!(
+            t.last_error.as_deref(),
+            Some(format!("upstream task {} failed: disk full", ids[0]).as_str())
+        );
+        assert_eq!(t.attempts, 0, "never ran");
+    }
+    // The unrelated branch still runs.
+    let lease = claim(&reg, "w").await.unwrap();
+    assert_eq!(lease.task.task_id, ids[3]);
+    assert_eq!(reg.get_task(ids[4]).await.unwrap().state, TaskState::Queued);
+}
+
+pub async fn queue_enforces_attempt_timeouts(t: TestDb) {
+    let reg = t.reg;
+    let ids = reg
+        .enqueue(&[
+            NewTask {
+                timeout: Some(Duration::from_millis(300)),
+                max_attempts: 2,
+                ..task("train", "slow", 0)
+            },
+            task("train", "untimed", 0),
+        ])
+        .await
+        .unwrap();
+    let slow = claim(&reg, "stuck").await.unwrap();
+    let untimed = claim(&reg, "w").await.unwrap();
+    assert_eq!((slow.task.task_id, untimed.task.task_id), (ids[0], ids[1]));
+    // Within the timeout the lease renews; nothing is taken back.
+    reg.heartbeat(ids[0], slow.token, LEASE).await.unwrap();
+    assert!(reg.requeue_expired().await.unwrap().is_empty());
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Past it, though the 60 s lease is valid: no renewal, and the sweep takes it back.
+    let err = reg.heartbeat(ids[0], slow.token, LEASE).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.to_string().contains("timeout of 0.3 s"), "{err}");
+    assert_eq!(reg.requeue_expired().await.unwrap(), vec![ids[0]]);
+    let after = reg.get_task(ids[0]).await.unwrap();
+    assert_eq!(after.state, TaskState::Queued, "one attempt left");
+    assert!(
+        after
+            .last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("timed out"),
+        "{after:?}"
+    );
+    let attempts = reg.task_attempts(ids[0]).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].result, "failed");
+    assert!(attempts[0].error.as_deref().unwrap().contains("\"stuck\""));
+    // The stuck worker's late result is fenced off.
+    let err = reg
+        .complete(ids[0], slow.token, succeeded(json!(1)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    // A task without a timeout keeps running under its lease.
+    reg.heartbeat(ids[1], untimed.token, LEASE).await.unwrap();
+    assert_eq!(
+        reg.get_task(ids[1]).await.unwrap().state,
+        TaskState::Running
+    );
+
+    // The second attempt times out too and the task fails.
+    let again = claim_when_ready(&reg, "stuck").await;
+    assert_eq!(again.task.task_id, ids[0]);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(reg.requeue_expired().await.unwrap(), vec![ids[0]]);
+    assert_eq!(reg.get_task(ids[0]).await.unwrap().state, TaskState::Failed);
+}
+
+pub async fn purge_keeps_what_unfinished_tasks_need(t: TestDb) {
+    let reg = t.reg;
+    let snap = key("snapshot", "behaviour", 0);
+    let train = key("train", "churn", 0);
+    let ids = reg
+        .enqueue(&[
+            task("snapshot", "behaviour", 0),
+            after(&[&snap], task("train", "churn", 0)),
+            after(&[&train], task("score", "churn", 0)),
+            task("snapshot", "other", 0),
+        ])
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let lease = claim(&reg, "w").await.unwrap();
+        reg.complete(lease.task.task_id, lease.token, succeeded(json!(null)))
+            .await
+            .unwrap();
+    }
+    // snapshot and train (or other) are done; keep what finished less than an hour ago.
+    assert_eq!(
+        reg.purge_finished(Duration::from_secs(3600)).await.unwrap(),
+        0
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let done: Vec<i64> = reg
+        .list_tasks(&TaskFilter {
+            state: Some(TaskState::Succeeded),
+            ..TaskFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.task_id)
+        .collect();
+    assert_eq!(
+        done,
+        vec![ids[0], ids[1]],
+        "claim order: snapshot, then train"
+    );
+    // train is still needed by the queued score; snapshot is needed by nothing unfinished.
+    assert_eq!(reg.purge_finished(Duration::ZERO).await.unwrap(), 1);
+    let err = reg.get_task(ids[0]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert_eq!(
+        reg.get_task(ids[1]).await.unwrap().depends_on,
+        Vec::<i64>::new()
+    );
+    let err = reg.task_attempts(ids[0]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    // The score runs; then everything finished can go, and the counts agree.
+    let lease = claim(&reg, "w").await.unwrap();
+    assert_eq!(lease.task.task_id, ids[2]);
+    reg.complete(ids[2], lease.token, failed("bad", false))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(reg.purge_finished(Duration::ZERO).await.unwrap(), 2);
+    let counts = reg.task_counts().await.unwrap();
+    assert_eq!(counts[&TaskState::Queued], 1, "{counts:?}");
+    assert_eq!(counts.values().sum::<u64>(), 1, "{counts:?}");
+    // The key is free again.
+    let again = reg
+        .enqueue(&[task("snapshot", "behaviour", 0)])
+        .await
+        .unwrap();
+    assert!(again[0] > ids[3]);
 }
 
 pub async fn schedule_state_moves_forward_only(t: TestDb) {

@@ -68,6 +68,7 @@ fn config() -> SchedulerConfig {
         max_running: None,
         lease_secs: 60,
         pools: BTreeMap::from([("gbdt".to_string(), 1)]),
+        keep_finished_days: Some(30),
     }
 }
 
@@ -114,11 +115,10 @@ fn worker(registry: &Registry, id: &str, lease: Duration) -> Worker {
     )
 }
 
+/// `Worker::drain`, counting the tasks it ran.
 async fn drain(w: &Worker, runner: &Recorder) -> usize {
     let mut n = 0;
-    while w.run_once(runner).await.unwrap().is_some() {
-        n += 1;
-    }
+    w.drain(runner, |_| n += 1).await.unwrap();
     n
 }
 

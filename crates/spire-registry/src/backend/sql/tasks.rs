@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 
-use super::{Conn, Store, LOCK_ROW, LOCK_SKIP, NOW_MS, SERIALIZE_CLAIMS};
+use super::{Conn, Store, LOCK_ROW, LOCK_SKIP, NOW_MS, PAYLOAD_LISTS_SEGMENT, SERIALIZE_CLAIMS};
 use crate::backend::placeholders;
 use crate::check::{check_name, now_ms, to_time, to_time_opt};
 use crate::error::{DbContext, RegistryError};
@@ -55,8 +55,9 @@ const TASK_SELECT: &str = "SELECT t.task_id, t.kind, t.key, t.logical_time, t.pa
 /// lease owner, attempts, max attempts, backoff.
 type LeaseRow = (String, Option<i64>, Option<String>, i64, i64, i64);
 
-/// An expired lease: task, token, owner, attempts, max attempts, backoff.
-type ExpiredRow = (i64, Option<i64>, Option<String>, i64, i64, i64);
+/// An expired lease or attempt: task, token, owner, attempts, max attempts, backoff, and
+/// the timeout (ms) when the attempt ran past it.
+type ExpiredRow = (i64, Option<i64>, Option<String>, i64, i64, i64, Option<i64>);
 
 /// A `task_attempts` row: task, attempt, worker, token, started, ended, result, error.
 type AttemptRow = (
@@ -292,9 +293,39 @@ async fn retry_or_fail(
     .bind(not_before)
     .bind(error)
     .bind(now)
-    .execute(conn)
+    .execute(&mut *conn)
     .await
     .db(|| format!("returning task {task_id} as {state}"))?;
+    if state == TaskState::Failed {
+        // Its queued dependents, transitively, can never run: they fail too, naming it.
+        let first_line = error.lines().next().unwrap_or_default();
+        let reason: String = format!("upstream task {task_id} failed: {first_line}")
+            .chars()
+            .take(500)
+            .collect();
+        let failed = sqlx::query(
+            "WITH RECURSIVE downstream(id) AS ( \
+                 SELECT task_id FROM task_dependencies WHERE depends_on = $1 \
+                 UNION SELECT d.task_id FROM task_dependencies d \
+                 JOIN downstream ON d.depends_on = downstream.id) \
+             UPDATE tasks SET state = 'failed', last_error = $2, updated_at = $3 \
+             WHERE state = 'queued' AND task_id IN (SELECT id FROM downstream)",
+        )
+        .bind(task_id)
+        .bind(&reason)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .db(|| format!("failing the dependents of task {task_id}"))?
+        .rows_affected();
+        if failed > 0 {
+            tracing::warn!(
+                task_id,
+                dependents = failed,
+                "failed the queued dependents of a failed task"
+            );
+        }
+    }
     Ok(state)
 }
 
@@ -781,9 +812,13 @@ impl TaskQueue for Store {
         let ctx = || format!("renewing lease {token} of task {task_id}");
         let mut tx = self.begin_write().await.db(ctx)?;
         let now = db_now(&mut tx).await?;
+        // An attempt past its timeout is not renewed (see the trait's timeouts).
         let renewed: Option<i64> = sqlx::query_scalar(
             "UPDATE tasks SET lease_expires_at = $3, updated_at = $4 \
              WHERE task_id = $1 AND state = 'running' AND lease_token = $2 \
+               AND (timeout_ms IS NULL OR NOT EXISTS (SELECT 1 FROM task_attempts a \
+                    WHERE a.task_id = tasks.task_id AND a.attempt = $2 \
+                      AND a.started_at + tasks.timeout_ms <= $4)) \
              RETURNING lease_expires_at",
         )
         .bind(task_id)
@@ -801,7 +836,20 @@ impl TaskQueue for Store {
             None => {
                 let task = load_task(&mut tx, task_id).await;
                 tx.rollback().await.db(ctx)?;
-                Err(lease_moved(&task?, token))
+                let task = task?;
+                match task.timeout {
+                    Some(limit)
+                        if task.state == TaskState::Running && task.lease_token == Some(token) =>
+                    {
+                        Err(RegistryError::conflict(format!(
+                            "attempt {token} of task {task_id} ({}) ran past its timeout of \
+                             {} s; the scheduler takes it back",
+                            task.key,
+                            limit.as_secs_f64()
+                        )))
+                    }
+                    _ => Err(lease_moved(&task, token)),
+                }
             }
         }
     }
@@ -902,8 +950,13 @@ impl TaskQueue for Store {
         // renewed or ended, and the next sweep sees them if not.
         let expired: Vec<ExpiredRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT t.task_id, t.lease_token, t.lease_owner, t.attempts, t.max_attempts, \
-                 t.retry_backoff_ms FROM tasks t \
-                 WHERE t.state = 'running' AND t.lease_expires_at < $1 \
+                 t.retry_backoff_ms, \
+                 CASE WHEN t.timeout_ms IS NOT NULL AND a.started_at + t.timeout_ms <= $1 \
+                      THEN t.timeout_ms END \
+                 FROM tasks t LEFT JOIN task_attempts a \
+                   ON a.task_id = t.task_id AND a.attempt = t.lease_token \
+                 WHERE t.state = 'running' AND (t.lease_expires_at < $1 \
+                   OR (t.timeout_ms IS NOT NULL AND a.started_at + t.timeout_ms <= $1)) \
                  ORDER BY t.task_id{LOCK_SKIP}"
         )))
         .bind(now)
@@ -911,10 +964,23 @@ impl TaskQueue for Store {
         .await
         .db(ctx)?;
         let mut ids = Vec::with_capacity(expired.len());
-        for (task_id, token, owner, attempts, max_attempts, backoff) in expired {
+        for (task_id, token, owner, attempts, max_attempts, backoff, timed_out) in expired {
             let owner = owner.unwrap_or_default();
             let token = token.unwrap_or(attempts);
-            let error = format!("lease {token} of worker {owner:?} expired without a heartbeat");
+            let (result, error) = match timed_out {
+                Some(ms) => (
+                    "failed",
+                    format!(
+                        "timed out: attempt {token} of worker {owner:?} ran past the task's \
+                         timeout of {} s",
+                        ms as f64 / 1000.0
+                    ),
+                ),
+                None => (
+                    "lost",
+                    format!("lease {token} of worker {owner:?} expired without a heartbeat"),
+                ),
+            };
             let state = retry_or_fail(
                 &mut tx,
                 task_id,
@@ -926,8 +992,8 @@ impl TaskQueue for Store {
                 &error,
             )
             .await?;
-            end_attempt(&mut tx, task_id, token, now, "lost", Some(&error)).await?;
-            tracing::warn!(task_id, worker = %owner, token, state = %state, "took back a task whose lease expired");
+            end_attempt(&mut tx, task_id, token, now, result, Some(&error)).await?;
+            tracing::warn!(task_id, worker = %owner, token, state = %state, %error, "took back a task");
             ids.push(task_id);
         }
         tx.commit().await.db(ctx)?;
@@ -975,18 +1041,61 @@ impl TaskQueue for Store {
             "{TASK_SELECT} \
              WHERE ($1 IS NULL OR t.state = $1) AND ($2 IS NULL OR t.kind = $2) \
                AND ($3 IS NULL OR substr(t.key, 1, length($3)) = $3) \
+               AND ($5 IS NULL OR {PAYLOAD_LISTS_SEGMENT}) \
              ORDER BY t.logical_time DESC, t.task_id LIMIT $4"
         )))
         .bind(filter.state.map(TaskState::as_str))
         .bind(filter.kind.as_deref())
         .bind(filter.key_prefix.as_deref())
         .bind(limit)
+        .bind(filter.segment.as_deref())
         .fetch_all(&mut *tx)
         .await
         .db(ctx)?;
         let tasks = with_dependencies(&mut tx, rows).await?;
         tx.commit().await.db(ctx)?;
         Ok(tasks)
+    }
+
+    async fn purge_finished(&self, older_than: Duration) -> Result<u64, RegistryError> {
+        let older_ms = duration_ms(|| "task retention".to_string(), older_than)?;
+        let ctx = || format!("purging tasks finished more than {older_than:?} ago");
+        let mut tx = self.begin_write().await.db(ctx)?;
+        let cutoff = db_now(&mut tx).await?.saturating_sub(older_ms);
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT t.task_id FROM tasks t \
+             WHERE t.state IN ('succeeded', 'failed') AND t.updated_at < $1 \
+               AND NOT EXISTS (SELECT 1 FROM task_dependencies d \
+                   JOIN tasks dn ON dn.task_id = d.task_id \
+                   WHERE d.depends_on = t.task_id AND dn.state IN ('queued', 'running')) \
+             ORDER BY t.task_id",
+        )
+        .bind(cutoff)
+        .fetch_all(&mut *tx)
+        .await
+        .db(ctx)?;
+        for chunk in ids.chunks(IN_CHUNK) {
+            let list = placeholders(1, chunk.len());
+            for sql in [
+                format!(
+                    "DELETE FROM task_dependencies WHERE task_id IN ({list}) \
+                     OR depends_on IN ({list})"
+                ),
+                format!("DELETE FROM task_attempts WHERE task_id IN ({list})"),
+                format!("DELETE FROM tasks WHERE task_id IN ({list})"),
+            ] {
+                let mut query = sqlx::query(AssertSqlSafe(sql));
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                query.execute(&mut *tx).await.db(ctx)?;
+            }
+        }
+        tx.commit().await.db(ctx)?;
+        if !ids.is_empty() {
+            tracing::info!(purged = ids.len(), "purged finished tasks");
+        }
+        Ok(ids.len() as u64)
     }
 
     async fn task_counts(&self) -> Result<BTreeMap<TaskState, u64>, RegistryError> {

@@ -33,7 +33,6 @@ impl TokenStore for Store {
         let ctx = || format!("creating token {name:?}");
         let secret = new_secret();
         let token_id = new_id();
-        let now = now_ms();
         let mut tx = self.begin_write().await.db(ctx)?;
         let taken: Option<(String,)> = sqlx::query_as(
             "SELECT token_id FROM api_tokens WHERE name = $1 AND revoked_at IS NULL",
@@ -48,6 +47,13 @@ impl TokenStore for Store {
                 what: format!("token {name:?} (revoke it first, or pick another name)"),
             });
         }
+        // Creation times strictly increase, so the list is in creation order also for
+        // tokens made within one millisecond.
+        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(created_at) FROM api_tokens")
+            .fetch_one(&mut *tx)
+            .await
+            .db(ctx)?;
+        let now = last.map_or(now_ms(), |last| now_ms().max(last.saturating_add(1)));
         sqlx::query(
             "INSERT INTO api_tokens (token_id, name, role, secret_sha256, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
