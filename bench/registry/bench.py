@@ -79,12 +79,36 @@ def fill(client, experiment_id, runs):
 
 
 def fill_mlflow_sql(db, experiment_id, runs):
-    """Writes the runs straight into an MLflow SQLite database, as its server would."""
-    import sqlite3
+    """Writes the runs straight into an MLflow database (a SQLite file, or a
+    `postgresql://` URL through psycopg2), as its server would."""
     import uuid
 
-    con = sqlite3.connect(db)
-    cols = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+    if db.startswith("postgresql://"):
+        import psycopg2
+        import psycopg2.extras
+
+        con = psycopg2.connect(db)
+        cur = con.cursor()
+        cur.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'runs'"
+        )
+        cols = {r[0] for r in cur.fetchall()}
+        mark = "%s"
+
+        def run_many(sql, rows):
+            psycopg2.extras.execute_batch(cur, sql, rows, page_size=1000)
+    else:
+        import sqlite3
+
+        con = sqlite3.connect(db)
+        cur = con.cursor()
+        cols = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+        mark = "?"
+        run_many = cur.executemany
+
+    def insert(sql, rows):
+        run_many(sql.replace("?", mark), rows)
+
     now = int(time.time() * 1000)
     started = time.perf_counter()
     rows = {"runs": [], "tags": [], "params": [], "metrics": [], "latest_metrics": []}
@@ -101,19 +125,19 @@ def fill_mlflow_sql(db, experiment_id, runs):
         rows["tags"] += [("segment", segment, rid), ("family", family, rid), ("mlflow.user", "bench", rid)]
         rows["params"] += [("algorithm", algo, rid), ("l2", l2, rid)]
         for key, value in (("auc", auc), ("pr_auc", pr_auc)):
-            rows["metrics"].append((key, value, now, rid, 0, 0))
-            rows["latest_metrics"].append((key, value, now, 0, 0, rid))
+            rows["metrics"].append((key, value, now, rid, 0, False))
+            rows["latest_metrics"].append((key, value, now, 0, False, rid))
     names = sorted(cols)
-    con.executemany(
+    insert(
         f"INSERT INTO runs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", rows["runs"]
     )
-    con.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)", rows["tags"])
-    con.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)", rows["params"])
-    con.executemany(
+    insert("INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)", rows["tags"])
+    insert("INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)", rows["params"])
+    insert(
         "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, ?)",
         rows["metrics"],
     )
-    con.executemany(
+    insert(
         "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
         "VALUES (?, ?, ?, ?, ?, ?)",
         rows["latest_metrics"],
@@ -145,7 +169,8 @@ def main():
     ap.add_argument("--runs", type=int, default=100_000)
     ap.add_argument("--searches", type=int, default=10)
     ap.add_argument("--ceiling-only", action="store_true")
-    ap.add_argument("--fill-sql", metavar="DB", help="fill the search runs straight into this MLflow SQLite file")
+    ap.add_argument("--fill-sql", metavar="DB",
+                    help="fill the search runs straight into this MLflow database (SQLite file or postgresql:// URL)")
     args = ap.parse_args()
     client = MlflowClient(tracking_uri=args.url)
     result = {"server": args.name, "url": args.url}

@@ -6,7 +6,8 @@
 #
 # Durability on both sides is SQLite's default `synchronous = FULL` (every commit is
 # fsynced): Spire's registry runs in WAL mode, MLflow's SQLAlchemy store in SQLite's
-# default rollback-journal mode.
+# default rollback-journal mode. Then the same on PostgreSQL (the server's settings,
+# `fsync` and `synchronous_commit` on), with psycopg2-binary added to the MLflow venv.
 #
 # Env knobs:
 #   BENCH_CALLS     log_metric calls per server (default 2000; MLflow gets BENCH_MLFLOW_CALLS)
@@ -14,6 +15,10 @@
 #   BENCH_BATCHES   log_batch calls of 1,000 metrics (default 20)
 #   BENCH_RUNS      runs in the searched experiment (default 100000)
 #   BENCH_DIR       scratch folder (default /var/cache/spire/bench-registry)
+#   BENCH_POSTGRES  1 (default) to repeat everything with both servers on PostgreSQL
+#   BENCH_POSTGRES_URL  admin URL of the PostgreSQL server (default
+#                   postgres://postgres@127.0.0.1:5432/postgres); the run (re)creates the
+#                   databases spire_bench_spire and spire_bench_mlflow there
 #   CARGO_TARGET_DIR cargo target folder (default /var/cache/spire/target)
 set -euo pipefail
 
@@ -43,7 +48,7 @@ log "building spire (release)"
 (cd "$root" && cargo build --release -p spire-cli)
 spire="$CARGO_TARGET_DIR/release/spire"
 mkdir -p "$work"
-rm -rf "$work/spire" "$work/mlflow" "$work"/*.json
+rm -rf "$work/spire" "$work/spire-pg" "$work/mlflow" "$work"/*.json
 mkdir -p "$work/mlflow"
 
 log "client ceiling: the same client against a trivial HTTP server"
@@ -73,8 +78,41 @@ wait_http http://127.0.0.1:5093/health
 "$python" "$here/raw_client.py" http://127.0.0.1:5093 mlflow "$work/raw-mlflow.json" \
   --calls 300 --batches "$batches"
 
+if [ "${BENCH_POSTGRES:-1}" = 1 ]; then
+  pg="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+  server="${pg%/*}"
+  log "PostgreSQL: fresh databases spire_bench_spire and spire_bench_mlflow on ${server#*@}"
+  for db in spire_bench_spire spire_bench_mlflow; do
+    psql "$pg" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+    psql "$pg" -qc "CREATE DATABASE $db"
+  done
+  "$python" -c "import psycopg2" 2>/dev/null \
+    || "$python" -m pip install --quiet --disable-pip-version-check "psycopg2-binary==2.9.13"
+
+  log "Spire: spire serve on PostgreSQL"
+  "$spire" init "$work/spire-pg" >/dev/null
+  sed -i "s#^registry = .*#registry = \"$server/spire_bench_spire\"#" "$work/spire-pg/spire.toml"
+  "$spire" --project "$work/spire-pg" serve --addr 127.0.0.1:5094 2>"$work/spire-pg-serve.log" & pids+=($!)
+  wait_http http://127.0.0.1:5094/healthz
+  "$python" "$here/bench.py" http://127.0.0.1:5094 spire-pg "$work/spire-pg.json" \
+    --calls "$calls" --batches "$batches" --runs "$runs"
+  "$python" "$here/raw_client.py" http://127.0.0.1:5094 spire-pg "$work/raw-spire-pg.json" \
+    --calls 5000 --batches "$batches"
+
+  log "MLflow: mlflow server on PostgreSQL"
+  mlflow_pg="postgresql://${server#*://}/spire_bench_mlflow"
+  "$python" -m mlflow server --backend-store-uri "$mlflow_pg" \
+    --artifacts-destination "$work/mlflow/artifacts-pg" --host 127.0.0.1 --port 5095 \
+    >"$work/mlflow-pg-server.log" 2>&1 & pids+=($!)
+  wait_http http://127.0.0.1:5095/health
+  "$python" "$here/bench.py" http://127.0.0.1:5095 mlflow-pg "$work/mlflow-pg.json" \
+    --calls "$mlflow_calls" --batches "$batches" --runs "$runs" --fill-sql "$mlflow_pg"
+  "$python" "$here/raw_client.py" http://127.0.0.1:5095 mlflow-pg "$work/raw-mlflow-pg.json" \
+    --calls 300 --batches "$batches"
+fi
+
 python3 - "$work" <<'PY'
-import json, sys
+import json, os, sys
 w = sys.argv[1]
 t, s, m = (json.load(open(f"{w}/{n}.json")) for n in ("trivial", "spire", "mlflow"))
 rt, rs, rm = (json.load(open(f"{w}/raw-{n}.json")) for n in ("trivial", "spire", "mlflow"))
@@ -95,4 +133,20 @@ print(f"{'log_metric calls/s':28}{rs['log_metric_per_s']:>12,.0f}{rm['log_metric
 print(f"{'log_batch 1,000 metrics, ms':28}{rs['log_batch_ms']:>12.1f}{rm['log_batch_ms']:>12.1f}"
       f"{rm['log_batch_ms'] / rs['log_batch_ms']:>8.1f}×")
 print(f"(Spire filled {s.get('fill_s', 0):.0f} s through its API; same top AUCs on both: {s['search_top_auc'][:3]})")
+if os.path.exists(f"{w}/mlflow-pg.json"):
+    s, m = (json.load(open(f"{w}/{n}.json")) for n in ("spire-pg", "mlflow-pg"))
+    rs, rm = (json.load(open(f"{w}/raw-{n}.json")) for n in ("spire-pg", "mlflow-pg"))
+    assert s["search_top_auc"] == m["search_top_auc"], (s["search_top_auc"], m["search_top_auc"])
+    print("PostgreSQL:")
+    print(f"{'':28}{'Spire':>12}{'MLflow':>12}{'ratio':>9}")
+    for label, key, better in (("log_metric calls/s", "log_metric_per_s", "higher"),
+                               ("log_batch 1,000 metrics, ms", "log_batch_ms", "lower"),
+                               ("search over 100k runs, ms", "search_ms", "lower")):
+        ratio = s[key] / m[key] if better == "higher" else m[key] / s[key]
+        print(f"{label:28}{s[key]:>12,.1f}{m[key]:>12,.1f}{ratio:>8.1f}×")
+    for label, key, better in (("raw log_metric calls/s", "log_metric_per_s", "higher"),
+                               ("raw log_batch, ms", "log_batch_ms", "lower")):
+        ratio = rs[key] / rm[key] if better == "higher" else rm[key] / rs[key]
+        print(f"{label:28}{rs[key]:>12,.1f}{rm[key]:>12,.1f}{ratio:>8.1f}×")
+    print(f"(Spire filled {s.get('fill_s', 0):.0f} s through its API)")
 PY

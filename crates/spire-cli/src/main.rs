@@ -9,16 +9,39 @@ mod schedule;
 
 use clap::Parser;
 
+/// Messages of the Delta crates that are expected and handled, kept quiet unless
+/// `SPIRE_LOG` names their targets: delta-kernel logs an ERROR whenever a table that does
+/// not exist yet is opened (Spire then creates it), and the Delta writer a WARN for every
+/// binary column it keeps no statistics for (`events_raw.payload_bytes`, by design).
+const EXPECTED_NOISE: &str =
+    "buoyant_kernel::snapshot::builder=off,deltalake_core::writer::stats=error";
+
+/// The log filter: `SPIRE_LOG` (e.g. `info`, `spire_scheduler=debug`) or `warn`, plus
+/// [`EXPECTED_NOISE`] unless `SPIRE_LOG` mentions those crates itself.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    let fallback = || tracing_subscriber::EnvFilter::new(format!("warn,{EXPECTED_NOISE}"));
+    match std::env::var("SPIRE_LOG") {
+        Err(_) => fallback(),
+        Ok(asked) => {
+            let spec = if asked.contains("buoyant_kernel") || asked.contains("deltalake_core") {
+                asked.clone()
+            } else {
+                format!("{asked},{EXPECTED_NOISE}")
+            };
+            tracing_subscriber::EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+                eprintln!(
+                    "warning: SPIRE_LOG={asked:?} is not a log filter ({e}); logging warnings"
+                );
+                fallback()
+            })
+        }
+    }
+}
+
 fn main() {
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            // delta-kernel logs an ERROR whenever a table that does not exist yet is opened,
-            // which Spire expects and handles (it creates the table): keep that quiet unless
-            // SPIRE_LOG asks for it.
-            tracing_subscriber::EnvFilter::try_from_env("SPIRE_LOG")
-                .unwrap_or_else(|_| "warn,buoyant_kernel::snapshot::builder=off".into()),
-        )
+        .with_env_filter(log_filter())
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
