@@ -173,6 +173,12 @@ pub enum Command {
     /// API tokens for `spire serve` (stored hashed in the registry).
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Records intake rejected: list them, or replay them after a config fix.
+    #[command(subcommand, name = "dead-letters")]
+    DeadLetters(DeadLettersCommand),
+    /// Delta table upkeep: compact small files, remove files no recent version needs.
+    #[command(subcommand)]
+    Lake(LakeCommand),
     /// Remove deleted runs for good: their artifacts (local or S3), then their rows.
     ///
     /// Runs that are the source of a model version are kept.
@@ -245,6 +251,69 @@ pub enum ScheduleCommand {
     Resume {
         /// Segment name.
         segment: String,
+    },
+}
+
+/// `spire dead-letters ...`.
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// Pending dead letters (not replayed yet), with counts by reason.
+    ///
+    /// Example: spire dead-letters list --source clickstream --limit 20
+    List {
+        /// Only this source's.
+        #[arg(long)]
+        source: Option<String>,
+        /// Show at most this many records (the counts cover all).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Parse pending dead letters again with the current config (after fixing a field
+    /// mapping or a limit); those that pass join events_raw under their original positions
+    /// and their dates are cleaned again. Running it twice appends nothing twice.
+    ///
+    /// Example: spire dead-letters replay --source clickstream --dry-run
+    Replay {
+        /// Only this source's.
+        #[arg(long)]
+        source: Option<String>,
+        /// Report what would be replayed, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `spire lake ...`.
+#[derive(Debug, Subcommand)]
+pub enum LakeCommand {
+    /// Compact the small files streaming appends leave into files of about --target-mb
+    /// (delta-rs optimize). Rows and intake checkpoints are unchanged; the old files stay
+    /// until a vacuum.
+    ///
+    /// Example: spire lake optimize events_raw dead_letters
+    Optimize {
+        /// Tables to compact (default: every table in the lake).
+        tables: Vec<String>,
+        /// Target file size in MiB.
+        #[arg(long, default_value_t = 128)]
+        target_mb: u64,
+    },
+    /// Delete the files no version newer than --retain-hours refers to (delta-rs vacuum).
+    ///
+    /// Example: spire lake vacuum --retain-hours 168 --dry-run
+    Vacuum {
+        /// Tables to vacuum (default: every table in the lake).
+        tables: Vec<String>,
+        /// Keep every file a version of the last H hours needs (Delta's default: 168).
+        #[arg(long, default_value_t = 168, value_name = "H")]
+        retain_hours: u64,
+        /// List what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Allow a retention below 168 hours (nothing may still read or write an older
+        /// version).
+        #[arg(long)]
+        force: bool,
     },
 }
 

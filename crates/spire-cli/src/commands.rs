@@ -600,6 +600,14 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             let ws = open(&cli).await?;
             crate::admin::tokens(&cli, &ws, command).await
         }
+        Command::DeadLetters(command) => {
+            let ws = open(&cli).await?;
+            crate::dead_letters::run(&cli, &ws, command, &progress).await
+        }
+        Command::Lake(command) => {
+            let ws = open(&cli).await?;
+            crate::lake::run(&cli, &ws, command).await
+        }
         Command::Gc {
             older_than,
             dry_run,

@@ -3,6 +3,8 @@
 mod admin;
 mod cli;
 mod commands;
+mod dead_letters;
+mod lake;
 mod output;
 mod progress;
 mod schedule;

@@ -793,3 +793,197 @@ schedule = { cron = "30 2 * * 1", timezone = "America/New_York", pool = "gbdt", 
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Parquet data files under a table folder (what is on disk, active or not).
+fn parquet_files(table: &std::path::Path) -> usize {
+    let mut n = 0;
+    let mut todo = vec![table.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = e.path();
+            if path.is_dir() && !path.ends_with("_delta_log") {
+                todo.push(path);
+            } else if path.extension().is_some_and(|x| x == "parquet") {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn lake_optimize_compacts_streamed_files_and_vacuum_removes_the_old_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("p");
+    let p = project.to_str().unwrap();
+    assert!(spire(&["init", p]).status.success());
+    // Small intake batches: one commit (one file per date) every 100 records.
+    let toml = project.join("spire.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, format!("{text}\n[intake]\nbatch_rows = 100\n")).unwrap();
+    for day in 0..3 {
+        let lines: String = (0..500)
+            .map(|i| {
+                format!(
+                    "{{\"event_id\":\"d{day}-{i}\",\"user_id\":\"u{}\",\"ts\":{},\"event_type\":\"pageview\"}}\n",
+                    i % 37,
+                    1_730_000_000 + day * 86_400 + i * 60
+                )
+            })
+            .collect();
+        std::fs::write(project.join(format!("events/day{day}.jsonl")), lines).unwrap();
+    }
+    assert_ok(&spire(&["--project", p, "ingest"]));
+    let table = project.join("spire-data/lake/events_raw");
+    let files_before = parquet_files(&table);
+    assert!(files_before >= 15, "{files_before} files");
+    let digest = |p: &str| {
+        let out = spire(&[
+            "--project", p, "--json", "sql",
+            "SELECT COUNT(*) AS n, COUNT(DISTINCT event_id) AS ids, SUM(source_offset) AS offsets FROM events_raw",
+        ]);
+        assert_ok(&out);
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let before = digest(p);
+
+    let out = spire(&["--project", p, "--json", "lake", "optimize", "events_raw"]);
+    assert_ok(&out);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &report[0];
+    assert_eq!(r["table"], "events_raw");
+    assert_eq!(r["files_removed"].as_u64().unwrap() as usize, files_before);
+    let files_after = r["files_added"].as_u64().unwrap() as usize;
+    assert!(files_after <= 4, "one file per event date: {report}");
+    assert_eq!(digest(p), before, "the rows are unchanged");
+
+    // Vacuum: a short retention needs --force; a dry run deletes nothing.
+    let out = spire(&["--project", p, "lake", "vacuum", "--retain-hours", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    let vacuum = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["--project", p, "--json", "lake", "vacuum", "events_raw"];
+        args.extend(["--retain-hours", "0", "--force"]);
+        args.extend(extra);
+        let out = spire(&args);
+        assert_ok(&out);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let dry = vacuum(&["--dry-run"]);
+    assert_eq!(dry[0]["files"].as_array().unwrap().len(), files_before);
+    assert_eq!(parquet_files(&table), files_before + files_after);
+    let done = vacuum(&[]);
+    assert_eq!(done[0]["files"].as_array().unwrap().len(), files_before);
+    assert_eq!(parquet_files(&table), files_after);
+    assert_eq!(digest(p), before, "still readable after the vacuum");
+
+    // The intake checkpoints survived both: re-ingesting finds everything already there.
+    let out = spire(&["--project", p, "--json", "ingest"]);
+    assert_ok(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let intake = &v["sources"][0]["intake"];
+    assert_eq!(
+        (intake["read"].as_u64(), intake["accepted"].as_u64()),
+        (Some(0), Some(0)),
+        "{v}"
+    );
+    assert_eq!(digest(p), before);
+}
+
+#[test]
+fn dead_letters_are_listed_and_replayed_once_after_a_config_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("p");
+    let p = project.to_str().unwrap();
+    assert!(spire(&["init", p]).status.success());
+    // The collector nests the user id: without a field mapping every record is rejected.
+    let mut lines: String = (0..40)
+        .map(|i| {
+            format!(
+                "{{\"event_id\":\"e{i}\",\"who\":{{\"id\":\"u{}\"}},\"ts\":{},\"event_type\":\"pageview\"}}\n",
+                i % 7,
+                1_730_000_000 + i * 600
+            )
+        })
+        .collect();
+    lines.push_str("{\"event_id\": oops\n");
+    std::fs::write(project.join("events/day.jsonl"), lines).unwrap();
+    assert_ok(&spire(&["--project", p, "ingest"]));
+    let count = |table: &str| -> u64 {
+        let out = spire(&[
+            "--project",
+            p,
+            "--json",
+            "sql",
+            &format!("SELECT COUNT(*) AS n FROM {table}"),
+        ]);
+        assert_ok(&out);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v[0]["n"].as_u64().unwrap()
+    };
+    assert_eq!(count("dead_letters"), 41);
+
+    let list = |p: &str| -> serde_json::Value {
+        let out = spire(&["--project", p, "--json", "dead-letters", "list", "--limit", "3"]);
+        assert_ok(&out);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let listed = list(p);
+    assert_eq!(listed["pending"], 41);
+    assert_eq!(listed["records"].as_array().unwrap().len(), 3);
+    let reasons: Vec<(String, u64)> = listed["by_reason"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let reason = r["reason"].as_str().unwrap();
+            (reason.split(':').next().unwrap().to_string(), r["count"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            ("malformed JSON".to_string(), 1),
+            ("missing required field `user_id`".to_string(), 40)
+        ]
+    );
+
+    // Fix the mapping; a dry run writes nothing, the replay appends the 40 once.
+    let toml = project.join("spire.toml");
+    let text = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("# [sources.fields]\n# user_id = \"/user/id\"", "[sources.fields]\nuser_id = \"/who/id\"");
+    std::fs::write(&toml, text).unwrap();
+    let replay = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["--project", p, "--json", "dead-letters", "replay"];
+        args.extend(extra);
+        let out = spire(&args);
+        assert_ok(&out);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let dry = replay(&["--dry-run"]);
+    assert_eq!(dry["sources"][0]["replayed"], 40, "{dry}");
+    assert_eq!(count("events_raw"), 0);
+    let done = replay(&["--source", "events"]);
+    let r = &done["sources"][0];
+    assert_eq!((r["pending"].as_u64(), r["replayed"].as_u64()), (Some(41), Some(40)), "{done}");
+    assert_eq!(count("events_raw"), 40);
+    assert_eq!(count("events"), 40, "the touched dates were cleaned");
+    let out = spire(&[
+        "--project", p, "--json", "sql",
+        "SELECT COUNT(*) AS n FROM events_raw WHERE source = 'events' AND source_offset BETWEEN 1 AND 40",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["n"], 40, "under their original positions (file lines)");
+
+    // Again: only the malformed record is pending, and nothing is appended twice.
+    let again = replay(&[]);
+    assert_eq!(again["sources"][0]["pending"], 1, "{again}");
+    assert_eq!(again["sources"][0]["replayed"], 0);
+    assert_eq!(count("events_raw"), 40);
+    assert_eq!(list(p)["pending"], 1);
+    // An unknown source is "not found" (exit 3), naming it.
+    let out = spire(&["--project", p, "dead-letters", "replay", "--source", "nope"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}

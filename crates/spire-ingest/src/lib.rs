@@ -14,6 +14,7 @@ mod error;
 pub mod intake;
 pub mod parse;
 pub mod record;
+pub mod replay;
 pub mod rows;
 pub mod source;
 pub mod sources;

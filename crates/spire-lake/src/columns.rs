@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use deltalake::arrow::array::{
-    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, BinaryArray, Float64Array, Int64Array, RecordBatch, StringArray,
 };
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Field, Schema};
@@ -26,6 +26,16 @@ pub fn strings(batch: &RecordBatch, name: &str) -> Result<StringArray> {
         .downcast_ref::<StringArray>()
         .cloned()
         .ok_or_else(|| LakeError::InvalidInput(format!("column `{name}` is not text")))
+}
+
+/// The named column of `batch` as bytes (any binary-like type, e.g. `BinaryView`).
+pub fn binaries(batch: &RecordBatch, name: &str) -> Result<BinaryArray> {
+    let col = column(batch, name)?;
+    let a = cast_to(col, &DataType::Binary, name)?;
+    a.as_any()
+        .downcast_ref::<BinaryArray>()
+        .cloned()
+        .ok_or_else(|| LakeError::InvalidInput(format!("column `{name}` is not binary")))
 }
 
 /// The named column of `batch` as `f64` (any numeric type).

@@ -77,7 +77,7 @@ impl Lake {
         &self.commit_tags
     }
 
-    fn commit_properties(&self) -> deltalake::kernel::transaction::CommitProperties {
+    pub(crate) fn commit_properties(&self) -> deltalake::kernel::transaction::CommitProperties {
         deltalake::kernel::transaction::CommitProperties::default().with_metadata(
             self.commit_tags
                 .iter()
@@ -453,12 +453,12 @@ fn conflict_wait(attempt: u32) -> std::time::Duration {
     std::time::Duration::from_millis((base as f64 * jitter) as u64)
 }
 
-fn delta(table: &str, source: deltalake::DeltaTableError) -> LakeError {
+pub(crate) fn delta(table: &str, source: deltalake::DeltaTableError) -> LakeError {
     LakeError::delta(table, source)
 }
 
 /// A table's loaded version as the signed integer the registry records.
-fn version_of(t: &DeltaTable) -> Option<i64> {
+pub(crate) fn version_of(t: &DeltaTable) -> Option<i64> {
     t.version().and_then(|v| i64::try_from(v).ok())
 }
 

@@ -8,6 +8,7 @@
 pub mod columns;
 mod error;
 mod lake;
+pub mod maintenance;
 pub mod tables;
 
 pub use deltalake;

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod files;
+mod parse_props;
 mod synthetic;
 
 use spire_core::config::{Cleaning, Intake, Source, SourceKind};
