@@ -45,12 +45,15 @@ async fn tables_of(ws: &Workspace, named: &[String]) -> Result<Vec<String>> {
 pub async fn run(cli: &Cli, ws: &Workspace, command: &LakeCommand) -> Result<()> {
     match command {
         LakeCommand::Optimize { tables, target_mb } => {
-            let target = target_mb.checked_mul(1024 * 1024).filter(|b| *b > 0).ok_or_else(|| {
-                PipelineError::InvalidInput(format!(
-                    "--target-mb {target_mb}: give a size between 1 and {} MiB",
-                    u64::MAX / (1024 * 1024)
-                ))
-            })?;
+            let target = target_mb
+                .checked_mul(1024 * 1024)
+                .filter(|b| *b > 0)
+                .ok_or_else(|| {
+                    PipelineError::InvalidInput(format!(
+                        "--target-mb {target_mb}: give a size between 1 and {} MiB",
+                        u64::MAX / (1024 * 1024)
+                    ))
+                })?;
             let mut reports: Vec<OptimizeReport> = Vec::new();
             for t in tables_of(ws, tables).await? {
                 let r = ws.lake.optimize(&t, target).await?;
@@ -80,7 +83,13 @@ pub async fn run(cli: &Cli, ws: &Workspace, command: &LakeCommand) -> Result<()>
                     })
                     .collect();
                 table(
-                    &["table", "files before", "files after", "partitions", "version"],
+                    &[
+                        "table",
+                        "files before",
+                        "files after",
+                        "partitions",
+                        "version",
+                    ],
                     &rows,
                 );
             }

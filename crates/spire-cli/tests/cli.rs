@@ -924,7 +924,15 @@ fn dead_letters_are_listed_and_replayed_once_after_a_config_fix() {
     assert_eq!(count("dead_letters"), 41);
 
     let list = |p: &str| -> serde_json::Value {
-        let out = spire(&["--project", p, "--json", "dead-letters", "list", "--limit", "3"]);
+        let out = spire(&[
+            "--project",
+            p,
+            "--json",
+            "dead-letters",
+            "list",
+            "--limit",
+            "3",
+        ]);
         assert_ok(&out);
         serde_json::from_slice(&out.stdout).unwrap()
     };
@@ -937,7 +945,10 @@ fn dead_letters_are_listed_and_replayed_once_after_a_config_fix() {
         .iter()
         .map(|r| {
             let reason = r["reason"].as_str().unwrap();
-            (reason.split(':').next().unwrap().to_string(), r["count"].as_u64().unwrap())
+            (
+                reason.split(':').next().unwrap().to_string(),
+                r["count"].as_u64().unwrap(),
+            )
         })
         .collect();
     assert_eq!(
@@ -950,9 +961,10 @@ fn dead_letters_are_listed_and_replayed_once_after_a_config_fix() {
 
     // Fix the mapping; a dry run writes nothing, the replay appends the 40 once.
     let toml = project.join("spire.toml");
-    let text = std::fs::read_to_string(&toml)
-        .unwrap()
-        .replace("# [sources.fields]\n# user_id = \"/user/id\"", "[sources.fields]\nuser_id = \"/who/id\"");
+    let text = std::fs::read_to_string(&toml).unwrap().replace(
+        "# [sources.fields]\n# user_id = \"/user/id\"",
+        "[sources.fields]\nuser_id = \"/who/id\"",
+    );
     std::fs::write(&toml, text).unwrap();
     let replay = |extra: &[&str]| -> serde_json::Value {
         let mut args = vec!["--project", p, "--json", "dead-letters", "replay"];
@@ -966,7 +978,11 @@ fn dead_letters_are_listed_and_replayed_once_after_a_config_fix() {
     assert_eq!(count("events_raw"), 0);
     let done = replay(&["--source", "events"]);
     let r = &done["sources"][0];
-    assert_eq!((r["pending"].as_u64(), r["replayed"].as_u64()), (Some(41), Some(40)), "{done}");
+    assert_eq!(
+        (r["pending"].as_u64(), r["replayed"].as_u64()),
+        (Some(41), Some(40)),
+        "{done}"
+    );
     assert_eq!(count("events_raw"), 40);
     assert_eq!(count("events"), 40, "the touched dates were cleaned");
     let out = spire(&[

@@ -55,7 +55,12 @@ impl Lake {
                 "optimize {table}: the target file size must be at least one byte"
             ))
         })?;
-        let t = self.require(table, "nothing to compact (`spire lake optimize` with no table compacts them all)").await?;
+        let t = self
+            .require(
+                table,
+                "nothing to compact (`spire lake optimize` with no table compacts them all)",
+            )
+            .await?;
         let before = version_of(&t);
         let (t, metrics) = t
             .optimize()
@@ -99,7 +104,12 @@ impl Lake {
         let hours = i64::try_from(retain_hours).map_err(|_| {
             LakeError::InvalidInput(format!("vacuum {table}: --retain-hours is too large"))
         })?;
-        let t = self.require(table, "nothing to vacuum (`spire lake vacuum` with no table vacuums them all)").await?;
+        let t = self
+            .require(
+                table,
+                "nothing to vacuum (`spire lake vacuum` with no table vacuums them all)",
+            )
+            .await?;
         let (_, metrics) = t
             .vacuum()
             .with_retention_period(chrono::Duration::hours(hours))

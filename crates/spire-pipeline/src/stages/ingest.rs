@@ -199,8 +199,8 @@ pub async fn replay_dead_letters(
         let stage = format!("replay {name}");
         progress.start(&stage, 0);
         let ingest_id = uuid::Uuid::new_v4().simple().to_string();
-        let report = replay::replay(&ws.lake, &config, &ws.project.intake, &ingest_id, dry_run)
-            .await?;
+        let report =
+            replay::replay(&ws.lake, &config, &ws.project.intake, &ingest_id, dry_run).await?;
         progress.finish(
             &stage,
             &format!(
