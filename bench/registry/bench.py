@@ -83,11 +83,11 @@ def fill_mlflow_sql(db, experiment_id, runs):
     `postgresql://` URL through psycopg2), as its server would."""
     import uuid
 
-    if db.startswith("postgresql://"):
+    if db.startswith("postgresql"):
         import psycopg2
         import psycopg2.extras
 
-        con = psycopg2.connect(db)
+        con = psycopg2.connect(db.replace("postgresql+psycopg2://", "postgresql://", 1))
         cur = con.cursor()
         cur.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'runs'"
@@ -171,6 +171,8 @@ def main():
     ap.add_argument("--ceiling-only", action="store_true")
     ap.add_argument("--fill-sql", metavar="DB",
                     help="fill the search runs straight into this MLflow database (SQLite file or postgresql:// URL)")
+    ap.add_argument("--analyze", metavar="PGURL",
+                    help="run ANALYZE on this PostgreSQL database before searching")
     args = ap.parse_args()
     client = MlflowClient(tracking_uri=args.url)
     result = {"server": args.name, "url": args.url}
@@ -196,6 +198,14 @@ def main():
                 result["fill"] = "api"
         else:
             search_id = search_exp.experiment_id
+        if args.analyze:
+            # Fresh planner statistics after the bulk fill, as autovacuum would give in time.
+            import psycopg2
+
+            con = psycopg2.connect(args.analyze.replace("postgresql+psycopg2://", "postgresql://", 1))
+            con.autocommit = True
+            con.cursor().execute("ANALYZE")
+            con.close()
         result["search_ms"], result["search_all_ms"], found = search_ms(client, search_id, args.searches)
         result["search_hits"] = len(found)
         result["search_top_auc"] = found[:5]

@@ -7,7 +7,8 @@
 # Durability on both sides is SQLite's default `synchronous = FULL` (every commit is
 # fsynced): Spire's registry runs in WAL mode, MLflow's SQLAlchemy store in SQLite's
 # default rollback-journal mode. Then the same on PostgreSQL (the server's settings,
-# `fsync` and `synchronous_commit` on), with psycopg2-binary added to the MLflow venv.
+# `fsync` and `synchronous_commit` on), with psycopg2-binary added to the MLflow venv;
+# both databases get ANALYZE after the bulk fill, before the searches.
 #
 # Env knobs:
 #   BENCH_CALLS     log_metric calls per server (default 2000; MLflow gets BENCH_MLFLOW_CALLS)
@@ -43,6 +44,7 @@ wait_http() {
   exit 1
 }
 
+command -v wrk >/dev/null || { echo "!!! wrk is missing (Debian: apt-get install wrk)" >&2; exit 1; }
 python="$("$root/scripts/mlflow-venv.sh" | tail -n 1)"
 log "building spire (release)"
 (cd "$root" && cargo build --release -p spire-cli)
@@ -67,6 +69,7 @@ wait_http http://127.0.0.1:5092/healthz
   --calls "$calls" --batches "$batches" --runs "$runs"
 "$python" "$here/raw_client.py" http://127.0.0.1:5092 spire "$work/raw-spire.json" \
   --calls 5000 --batches "$batches"
+"$here/wrk.sh" http://127.0.0.1:5092 spire "$work/wrk-spire.json"
 
 log "MLflow: mlflow server on SQLite"
 "$python" -m mlflow server --backend-store-uri "sqlite:///$work/mlflow/mlflow.db" \
@@ -77,6 +80,7 @@ wait_http http://127.0.0.1:5093/health
   --calls "$mlflow_calls" --batches "$batches" --runs "$runs" --fill-sql "$work/mlflow/mlflow.db"
 "$python" "$here/raw_client.py" http://127.0.0.1:5093 mlflow "$work/raw-mlflow.json" \
   --calls 300 --batches "$batches"
+"$here/wrk.sh" http://127.0.0.1:5093 mlflow "$work/wrk-mlflow.json"
 
 if [ "${BENCH_POSTGRES:-1}" = 1 ]; then
   pg="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
@@ -95,20 +99,24 @@ if [ "${BENCH_POSTGRES:-1}" = 1 ]; then
   "$spire" --project "$work/spire-pg" serve --addr 127.0.0.1:5094 2>"$work/spire-pg-serve.log" & pids+=($!)
   wait_http http://127.0.0.1:5094/healthz
   "$python" "$here/bench.py" http://127.0.0.1:5094 spire-pg "$work/spire-pg.json" \
-    --calls "$calls" --batches "$batches" --runs "$runs"
+    --calls "$calls" --batches "$batches" --runs "$runs" --analyze "$server/spire_bench_spire"
   "$python" "$here/raw_client.py" http://127.0.0.1:5094 spire-pg "$work/raw-spire-pg.json" \
     --calls 5000 --batches "$batches"
+  "$here/wrk.sh" http://127.0.0.1:5094 spire-pg "$work/wrk-spire-pg.json"
 
   log "MLflow: mlflow server on PostgreSQL"
-  mlflow_pg="postgresql://${server#*://}/spire_bench_mlflow"
+  # SQLAlchemy's plain postgresql:// means psycopg 3 here; the venv has psycopg2.
+  mlflow_pg="postgresql+psycopg2://${server#*://}/spire_bench_mlflow"
   "$python" -m mlflow server --backend-store-uri "$mlflow_pg" \
     --artifacts-destination "$work/mlflow/artifacts-pg" --host 127.0.0.1 --port 5095 \
     >"$work/mlflow-pg-server.log" 2>&1 & pids+=($!)
   wait_http http://127.0.0.1:5095/health
   "$python" "$here/bench.py" http://127.0.0.1:5095 mlflow-pg "$work/mlflow-pg.json" \
-    --calls "$mlflow_calls" --batches "$batches" --runs "$runs" --fill-sql "$mlflow_pg"
+    --calls "$mlflow_calls" --batches "$batches" --runs "$runs" --fill-sql "$mlflow_pg" \
+    --analyze "$mlflow_pg"
   "$python" "$here/raw_client.py" http://127.0.0.1:5095 mlflow-pg "$work/raw-mlflow-pg.json" \
     --calls 300 --batches "$batches"
+  "$here/wrk.sh" http://127.0.0.1:5095 mlflow-pg "$work/wrk-mlflow-pg.json"
 fi
 
 python3 - "$work" <<'PY'
@@ -133,6 +141,12 @@ print(f"{'log_metric calls/s':28}{rs['log_metric_per_s']:>12,.0f}{rm['log_metric
 print(f"{'log_batch 1,000 metrics, ms':28}{rs['log_batch_ms']:>12.1f}{rm['log_batch_ms']:>12.1f}"
       f"{rm['log_batch_ms'] / rs['log_batch_ms']:>8.1f}×")
 print(f"(Spire filled {s.get('fill_s', 0):.0f} s through its API; same top AUCs on both: {s['search_top_auc'][:3]})")
+ws, wm = (json.load(open(f"{w}/wrk-{n}.json")) for n in ("spire", "mlflow"))
+print("wrk, one connection (a client that costs almost nothing):")
+print(f"{'log_metric calls/s':28}{ws['log_metric_per_s']:>12,.0f}{wm['log_metric_per_s']:>12,.1f}"
+      f"{ws['log_metric_per_s'] / wm['log_metric_per_s']:>8.1f}×")
+print(f"{'log_batch 1,000 metrics, ms':28}{ws['log_batch_ms']:>12.1f}{wm['log_batch_ms']:>12.1f}"
+      f"{wm['log_batch_ms'] / ws['log_batch_ms']:>8.1f}×")
 if os.path.exists(f"{w}/mlflow-pg.json"):
     s, m = (json.load(open(f"{w}/{n}.json")) for n in ("spire-pg", "mlflow-pg"))
     rs, rm = (json.load(open(f"{w}/raw-{n}.json")) for n in ("spire-pg", "mlflow-pg"))
@@ -144,9 +158,11 @@ if os.path.exists(f"{w}/mlflow-pg.json"):
                                ("search over 100k runs, ms", "search_ms", "lower")):
         ratio = s[key] / m[key] if better == "higher" else m[key] / s[key]
         print(f"{label:28}{s[key]:>12,.1f}{m[key]:>12,.1f}{ratio:>8.1f}×")
-    for label, key, better in (("raw log_metric calls/s", "log_metric_per_s", "higher"),
-                               ("raw log_batch, ms", "log_batch_ms", "lower")):
-        ratio = rs[key] / rm[key] if better == "higher" else rm[key] / rs[key]
-        print(f"{label:28}{rs[key]:>12,.1f}{rm[key]:>12,.1f}{ratio:>8.1f}×")
+    ws, wm = (json.load(open(f"{w}/wrk-{n}.json")) for n in ("spire-pg", "mlflow-pg"))
+    for kind, a, b in (("raw", rs, rm), ("wrk", ws, wm)):
+        for label, key, better in ((f"{kind} log_metric calls/s", "log_metric_per_s", "higher"),
+                                   (f"{kind} log_batch, ms", "log_batch_ms", "lower")):
+            ratio = a[key] / b[key] if better == "higher" else b[key] / a[key]
+            print(f"{label:28}{a[key]:>12,.1f}{b[key]:>12,.1f}{ratio:>8.1f}×")
     print(f"(Spire filled {s.get('fill_s', 0):.0f} s through its API)")
 PY
