@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+// The synthetic generator's categories: one family member each.
+use spire_ingest::sources::synthetic::CATEGORIES;
 
 const USERS: u32 = 50_000;
 /// Days of synthetic events: a week of history before the longest label horizon.
@@ -15,28 +17,6 @@ const FAMILIES: usize = 50;
 const WORKERS: usize = 4;
 /// Distinct run times (cron minutes) the families spread over.
 const RUN_TIMES: usize = 10;
-const CATEGORIES: [&str; 20] = [
-    "news",
-    "politics",
-    "business",
-    "finance",
-    "tech",
-    "gadgets",
-    "science",
-    "health",
-    "fitness",
-    "food",
-    "travel",
-    "luxury",
-    "autos",
-    "sports",
-    "football",
-    "entertainment",
-    "music",
-    "gaming",
-    "fashion",
-    "home",
-];
 
 fn spire(project: &str, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_spire"))
