@@ -305,7 +305,7 @@ pub enum LakeCommand {
         /// Tables to vacuum (default: every table in the lake).
         tables: Vec<String>,
         /// Keep every file a version of the last H hours needs (Delta's default: 168).
-        #[arg(long, default_value_t = 168, value_name = "H")]
+        #[arg(long, default_value_t = spire_lake::maintenance::DEFAULT_RETENTION_HOURS, value_name = "H")]
         retain_hours: u64,
         /// List what would be deleted, delete nothing.
         #[arg(long)]

@@ -17,21 +17,7 @@ async fn tables_of(ws: &Workspace, named: &[String]) -> Result<Vec<String>> {
     if !listed.is_empty() {
         return Ok(listed);
     }
-    let mut implied: Vec<String> = [
-        tables::EVENTS_RAW,
-        tables::EVENTS,
-        tables::DEAD_LETTERS,
-        tables::SEGMENTS,
-        tables::SCORES,
-    ]
-    .into_iter()
-    .map(str::to_string)
-    .collect();
-    for fs in &ws.project.feature_sets {
-        implied.push(tables::features(&fs.name));
-        implied.push(tables::partials(&fs.name));
-        implied.push(tables::content_partials(&fs.name));
-    }
+    let implied = tables::all(ws.project.feature_sets.iter().map(|f| f.name.as_str()));
     let mut present = Vec::new();
     for t in implied {
         if ws.lake.version(&t).await?.is_some() {

@@ -25,3 +25,16 @@ pub fn partials(feature_set: &str) -> String {
 pub fn content_partials(feature_set: &str) -> String {
     format!("partials_{feature_set}_content")
 }
+
+/// Every table the pipeline writes for a project with these feature sets (whether or not
+/// it exists yet): what `spire lake optimize|vacuum` act on when the lake cannot be listed.
+pub fn all<'a>(feature_sets: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = [EVENTS_RAW, EVENTS, DEAD_LETTERS, SEGMENTS, SCORES]
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    for fs in feature_sets {
+        out.extend([features(fs), partials(fs), content_partials(fs)]);
+    }
+    out
+}
