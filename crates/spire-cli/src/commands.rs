@@ -138,8 +138,18 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
                 (None, true) => ingest::IngestTarget::All,
                 (None, false) => ingest::IngestTarget::Sources(a.sources.clone()),
             };
-            let s = ingest::ingest(&ws, &target, &progress).await?;
-            if cli.json {
+            let s = if a.follow {
+                follow(&cli, &ws, a, &progress).await?
+            } else {
+                ingest::ingest(&ws, &target, &progress).await?
+            };
+            if cli.json && a.follow {
+                // One JSON document per line: the status lines, then this summary.
+                match serde_json::to_string(&s) {
+                    Ok(line) => println!("{line}"),
+                    Err(e) => eprintln!("error: cannot serialize output: {e}"),
+                }
+            } else if cli.json {
                 output::json(&s);
             } else {
                 let rows: Vec<Vec<String>> = s
@@ -796,4 +806,69 @@ fn report_move(cli: &Cli, model: &str, alias: &str, version: i64) {
     } else {
         println!("{model}: `{alias}` now points at v{version}");
     }
+}
+
+/// `spire ingest --follow`: runs the follow loop until SIGTERM or Ctrl-C.
+async fn follow(
+    cli: &Cli,
+    ws: &Workspace,
+    a: &crate::cli::IngestArgs,
+    progress: &Terminal,
+) -> Result<ingest::IngestSummary> {
+    let every = |flag: &str, text: &str| {
+        humantime::parse_duration(text).map_err(|e| {
+            PipelineError::InvalidInput(format!(
+                "{flag} {text:?} is not a duration ({e}); write e.g. 30s, 5m or 1h"
+            ))
+        })
+    };
+    let sources = &a.sources;
+    if sources.len() > 1 {
+        return Err(PipelineError::InvalidInput(
+            "--follow reads one stream per process; pass one --source".into(),
+        ));
+    }
+    let settings = ingest::Follow {
+        source: sources.first().cloned(),
+        clean_every: every("--clean-every", &a.clean_every)?,
+        compact_every: a
+            .compact_every
+            .as_deref()
+            .map(|t| every("--compact-every", t))
+            .transpose()?,
+        compact_target_bytes: 128 << 20,
+    };
+    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = shutdown.clone();
+    tokio::spawn(async move {
+        crate::schedule::shutdown_signal().await;
+        tracing::info!("stop requested: committing the batch in flight");
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let json = cli.json;
+    let mut on_status = |s: &ingest::FollowStatus| {
+        if json {
+            if let Ok(line) = serde_json::to_string(&serde_json::json!({ "status": s })) {
+                println!("{line}");
+            }
+        } else {
+            let lag: i64 = s.partitions.iter().filter_map(|p| p.lag).sum();
+            eprintln!(
+                "{}: {} read ({:.0}/s), {} accepted, {} dead-lettered, {} partitions, lag {}{}",
+                s.source,
+                s.read,
+                s.events_per_sec,
+                s.accepted,
+                s.dead_lettered,
+                s.partitions.len(),
+                lag,
+                if s.refused_batches > 0 {
+                    format!(", {} batches refused (rebalances)", s.refused_batches)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    };
+    ingest::follow(ws, &settings, &shutdown, progress, &mut on_status).await
 }

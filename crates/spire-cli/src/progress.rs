@@ -48,7 +48,7 @@ impl Progress for Terminal {
         } else {
             let b = self.multi.add(ProgressBar::new_spinner());
             b.set_style(
-                ProgressStyle::with_template("{spinner} {prefix:<28} {pos} {elapsed}")
+                ProgressStyle::with_template("{spinner} {prefix:<28} {pos} ({per_sec}) {elapsed}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             b.enable_steady_tick(std::time::Duration::from_millis(120));

@@ -21,7 +21,7 @@ async fn models(ws: &Workspace) -> Result<Vec<ScheduledModel>> {
 }
 
 /// Resolves when the process gets Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         let mut term =

@@ -1,15 +1,37 @@
 //! The [`Source`] trait and the factory that builds sources from config.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
 
 use spire_core::config::{Source as SourceConfig, SourceKind};
 
 use crate::error::Result;
 use crate::record::RawRecord;
-use crate::sources::{file::FileSource, synthetic::SyntheticSource};
+use crate::sources::{file::FileSource, kafka::KafkaSource, synthetic::SyntheticSource};
 
-/// Checkpoints: for each partition of a source, the last offset already committed.
+/// Checkpoints: for each partition of a source, the last offset already committed. For a
+/// stream, `-1` means "nothing committed yet": read the partition from its start.
 pub type Checkpoints = BTreeMap<String, i64>;
+
+/// How a stream asks the lake where each of a set of partitions stands: called with
+/// partition names when the broker assigns them, it returns the last committed offset of
+/// each partition the lake has seen (absent: never seen, start per the source's settings).
+pub type PositionLookup = Arc<dyn Fn(&[String]) -> Result<Checkpoints> + Send + Sync>;
+
+/// What a stream knows of one partition it reads, for status output.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct PartitionStatus {
+    /// Partition name (`topic/partition` for Kafka).
+    pub partition: String,
+    /// The last offset committed to the lake by this process, if any.
+    pub committed: Option<i64>,
+    /// The broker's high watermark as last seen (the offset the next produced record gets).
+    pub high_watermark: Option<i64>,
+    /// Records produced but not yet committed to the lake: `high_watermark - committed - 1`.
+    pub lag: Option<i64>,
+}
 
 /// A source of raw records.
 ///
@@ -23,6 +45,13 @@ pub type Checkpoints = BTreeMap<String, i64>;
 ///   checkpoint of its partition: the resume point after a crash or a re-run.
 /// - A source never drops a record it could not decode: it delivers the bytes and lets the
 ///   parser dead-letter them. Only failures to read at all (a missing file) are errors.
+/// - A stream ([`Source::is_stream`]) is told its partitions at runtime by a broker. Before
+///   its first batch the intake installs a [`PositionLookup`]; whenever partitions are
+///   assigned, the stream resumes each one right after the position the lookup returns,
+///   never from a broker-side offset. It bumps [`Source::assignment_epoch`] on every
+///   assignment change and never returns a batch that mixes records read before and after
+///   one. `seek` on a stream re-positions the named partitions it holds (after a refused
+///   commit) and leaves the others alone.
 pub trait Source: Send {
     /// The source's name (from config).
     fn name(&self) -> &str;
@@ -34,6 +63,29 @@ pub trait Source: Send {
     fn partitions(&self) -> Vec<String>;
     /// Things the user should be told after reading (e.g. empty files); none by default.
     fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Whether the source is an unbounded stream whose partitions a broker assigns.
+    fn is_stream(&self) -> bool {
+        false
+    }
+    /// Streams: installs how assigned partitions find their position in the lake.
+    fn set_position_lookup(&mut self, _lookup: PositionLookup) {}
+    /// Streams: a counter bumped whenever partitions are assigned or revoked.
+    fn assignment_epoch(&self) -> u64 {
+        0
+    }
+    /// Whether everything available has been read. A bounded source is caught up once
+    /// `next_batch` returned `None`; a stream when every assigned partition is read up to
+    /// its high watermark (and it holds an assignment at all).
+    fn caught_up(&mut self) -> Result<bool> {
+        Ok(true)
+    }
+    /// Streams: the positions just committed to the lake, so the stream can report lag
+    /// (Kafka also commits them to the consumer group, for other tools' lag reports).
+    fn committed(&mut self, _positions: &Checkpoints) {}
+    /// Streams: position and lag of each assigned partition.
+    fn status(&self) -> Vec<PartitionStatus> {
         Vec::new()
     }
 }
@@ -48,5 +100,6 @@ pub fn build_source(config: &SourceConfig) -> Result<Box<dyn Source>> {
             &config.name,
             settings.clone(),
         ))),
+        SourceKind::Kafka(settings) => Ok(Box::new(KafkaSource::new(&config.name, settings)?)),
     }
 }

@@ -227,6 +227,81 @@ impl Lake {
         Ok(version_of(&t))
     }
 
+    /// Appends `batches` in one commit that moves each application transaction `id` from
+    /// `expected` to `version`, only if the table still records `expected` for every `id`
+    /// (`None`: the table has never recorded it) — a compare-and-set on Delta's
+    /// application-transaction ids.
+    ///
+    /// The check is made on the snapshot the commit is built on, and Delta's conflict
+    /// checker refuses the commit if any commit after that snapshot recorded one of the same
+    /// ids; either way the outcome is [`CasOutcome::Conflict`] and nothing was written. A
+    /// conflict means another writer (a consumer that took over the partition, a zombie
+    /// after a restart) moved the stream on: the caller drops its batch and re-reads the
+    /// table's positions.
+    pub async fn append_cas(
+        &self,
+        table: &str,
+        batches: Vec<RecordBatch>,
+        partition_by: &[&str],
+        txns: &[TxnAdvance],
+    ) -> Result<CasOutcome> {
+        let batches = normalize_all(batches)?;
+        let t = self.writable(table).await?;
+        let mut recorded = BTreeMap::new();
+        if let Ok(snapshot) = t.snapshot() {
+            for txn in txns {
+                if let Some(v) = snapshot
+                    .transaction_version(t.log_store().as_ref(), &txn.id)
+                    .await
+                    .map_err(|source| delta(table, source))?
+                {
+                    recorded.insert(txn.id.clone(), v);
+                }
+            }
+        }
+        for txn in txns {
+            let found = recorded.get(&txn.id).copied();
+            if found != txn.expected {
+                return Ok(CasOutcome::Conflict {
+                    id: txn.id.clone(),
+                    expected: txn.expected,
+                    found,
+                });
+            }
+        }
+        let props = self.commit_properties().with_application_transactions(
+            txns.iter()
+                .map(|x| deltalake::kernel::Transaction::new(&x.id, x.version))
+                .collect(),
+        );
+        let mut w = t
+            .write(batches)
+            .with_save_mode(SaveMode::Append)
+            .with_commit_properties(props);
+        if !partition_by.is_empty() {
+            w = w.with_partition_columns(partition_by.iter().map(|s| s.to_string()));
+        }
+        match w.await {
+            Ok(t) => Ok(CasOutcome::Committed(version_of(&t))),
+            Err(deltalake::DeltaTableError::Transaction {
+                source:
+                    deltalake::kernel::transaction::TransactionError::CommitConflict(_)
+                    | deltalake::kernel::transaction::TransactionError::VersionAlreadyExists(_),
+            }) => {
+                // Someone committed one of these ids after our snapshot: read what they
+                // recorded so the caller's message names it.
+                let id = txns.first().map(|t| t.id.clone()).unwrap_or_default();
+                let found = self.txn_version(table, &id).await?;
+                Ok(CasOutcome::Conflict {
+                    expected: txns.first().and_then(|t| t.expected),
+                    id,
+                    found,
+                })
+            }
+            Err(source) => Err(delta(table, source)),
+        }
+    }
+
     /// The last version recorded for application transaction `app_id` in `table`.
     pub async fn txn_version(&self, table: &str, app_id: &str) -> Result<Option<i64>> {
         let Some(t) = self.table(table).await? else {
@@ -485,4 +560,31 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One application transaction a [`Lake::append_cas`] commit moves on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnAdvance {
+    /// The application-transaction id (one per stream partition).
+    pub id: String,
+    /// The version the table must still record (`None`: never recorded).
+    pub expected: Option<i64>,
+    /// The version the commit records.
+    pub version: i64,
+}
+
+/// The outcome of [`Lake::append_cas`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// Committed; the table's new version.
+    Committed(Option<i64>),
+    /// Not committed: the table records another version for `id`.
+    Conflict {
+        /// The id that did not match.
+        id: String,
+        /// What the caller expected.
+        expected: Option<i64>,
+        /// What the table records.
+        found: Option<i64>,
+    },
 }

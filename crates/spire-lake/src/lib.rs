@@ -15,4 +15,4 @@ pub use deltalake;
 pub use deltalake::arrow;
 pub use deltalake::datafusion;
 pub use error::{LakeError, Result};
-pub use lake::{Lake, TableVersions};
+pub use lake::{CasOutcome, Lake, TableVersions, TxnAdvance};

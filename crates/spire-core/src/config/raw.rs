@@ -73,7 +73,7 @@ pub struct RawStorage {
 pub struct RawSource {
     /// Unique source name; recorded in every row's position.
     pub name: Option<String>,
-    /// `file` or `synthetic`.
+    /// `file`, `kafka` or `synthetic`.
     pub kind: Option<String>,
     /// file: a path or glob, relative to the project folder.
     pub path: Option<String>,
@@ -90,6 +90,24 @@ pub struct RawSource {
     pub seed: Option<u64>,
     /// synthetic: first day of traffic (default: `days` before today).
     pub start_date: Option<String>,
+    /// kafka: bootstrap servers, `host:port[,host:port…]`.
+    pub brokers: Option<String>,
+    /// kafka: topics to consume.
+    pub topics: Option<Vec<String>>,
+    /// kafka: consumer group (default `spire-<name>`).
+    pub group_id: Option<String>,
+    /// kafka: where a partition the lake has never seen starts: `earliest` (default) or
+    /// `latest`.
+    pub start_from: Option<String>,
+    /// kafka: the longest a batch waits for more records once its first record arrived
+    /// (milliseconds, default 1000).
+    pub batch_max_wait_ms: Option<u64>,
+    /// kafka: a batch is committed once its payloads reach this many bytes (default 64 MiB).
+    pub batch_max_bytes: Option<u64>,
+    /// kafka: extra librdkafka settings passed through as they are (`security.protocol`,
+    /// `sasl.mechanisms`, `sasl.username`, `ssl.ca.location`, …).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
 
 /// `[intake]`: per-record parsing rules.

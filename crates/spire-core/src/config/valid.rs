@@ -88,7 +88,58 @@ pub enum SourceKind {
     },
     /// The built-in clickstream generator.
     Synthetic(SyntheticSettings),
+    /// Kafka topics, read as a consumer group.
+    Kafka(KafkaSettings),
 }
+
+impl SourceKind {
+    /// Whether the source is an unbounded stream (`spire ingest --follow` applies).
+    pub fn is_stream(&self) -> bool {
+        matches!(self, SourceKind::Kafka(_))
+    }
+}
+
+/// Where a Kafka partition the lake has never seen starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    /// The oldest record the broker still holds.
+    Earliest,
+    /// Only records produced after the partition is first assigned.
+    Latest,
+}
+
+/// Settings of a Kafka source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaSettings {
+    /// Bootstrap servers.
+    pub brokers: String,
+    /// Topics.
+    pub topics: Vec<String>,
+    /// Consumer group.
+    pub group_id: String,
+    /// Start of a partition without a position in the lake.
+    pub start_from: StartFrom,
+    /// Longest wait for a batch to fill once it has a record, in milliseconds.
+    pub batch_max_wait_ms: u64,
+    /// Payload bytes that close a batch.
+    pub batch_max_bytes: u64,
+    /// librdkafka settings passed through (security and tuning).
+    pub options: BTreeMap<String, String>,
+}
+
+/// librdkafka settings Spire sets itself: exactly-once intake depends on them, so a source
+/// may not override them in `options`.
+pub const KAFKA_RESERVED_OPTIONS: &[&str] = &[
+    "bootstrap.servers",
+    "metadata.broker.list",
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+    "enable.partition.eof",
+    "partition.assignment.strategy",
+    "group.protocol",
+];
 
 /// File formats the file source reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -370,16 +421,84 @@ pub(super) fn validate(
                     start_date,
                 })
             }
+            Some("kafka") => {
+                let brokers = s.brokers.clone().unwrap_or_default();
+                if brokers.trim().is_empty() {
+                    issues.push(
+                        file,
+                        key("brokers"),
+                        "missing: a kafka source needs `brokers` (host:port[,host:port…])",
+                    );
+                }
+                let topics = s.topics.clone().unwrap_or_default();
+                if topics.is_empty() || topics.iter().any(|t| t.trim().is_empty()) {
+                    issues.push(
+                        file,
+                        key("topics"),
+                        "missing: a kafka source needs `topics`, a list of topic names",
+                    );
+                }
+                let start_from = match s.start_from.as_deref() {
+                    None | Some("earliest") => StartFrom::Earliest,
+                    Some("latest") => StartFrom::Latest,
+                    Some(other) => {
+                        issues.push(
+                            file,
+                            key("start_from"),
+                            format!("`{other}`: expected `earliest` or `latest`"),
+                        );
+                        StartFrom::Earliest
+                    }
+                };
+                let batch_max_wait_ms = s.batch_max_wait_ms.unwrap_or(1000);
+                if !(1..=600_000).contains(&batch_max_wait_ms) {
+                    issues.push(
+                        file,
+                        key("batch_max_wait_ms"),
+                        format!("{batch_max_wait_ms}: must be in 1..=600000"),
+                    );
+                }
+                let batch_max_bytes = s.batch_max_bytes.unwrap_or(64 << 20);
+                if batch_max_bytes == 0 {
+                    issues.push(file, key("batch_max_bytes"), "must be >= 1");
+                }
+                for k in s.options.keys() {
+                    if KAFKA_RESERVED_OPTIONS.contains(&k.as_str()) {
+                        issues.push(
+                            file,
+                            key(&format!("options.{k}")),
+                            "Spire sets this itself (exactly-once intake depends on it); use \
+                             `brokers`, `group_id` or `start_from` instead, or remove it",
+                        );
+                    }
+                }
+                SourceKind::Kafka(KafkaSettings {
+                    brokers,
+                    topics,
+                    group_id: s
+                        .group_id
+                        .clone()
+                        .unwrap_or_else(|| format!("spire-{name}")),
+                    start_from,
+                    batch_max_wait_ms,
+                    batch_max_bytes,
+                    options: s.options.clone(),
+                })
+            }
             Some(other) => {
                 issues.push(
                     file,
                     key("kind"),
-                    format!("`{other}`: expected `file` or `synthetic`"),
+                    format!("`{other}`: expected `file`, `kafka` or `synthetic`"),
                 );
                 continue;
             }
             None => {
-                issues.push(file, key("kind"), "missing: expected `file` or `synthetic`");
+                issues.push(
+                    file,
+                    key("kind"),
+                    "missing: expected `file`, `kafka` or `synthetic`",
+                );
                 continue;
             }
         };

@@ -1,4 +1,5 @@
 //! Source implementations. Register new kinds in [`crate::source::build_source`].
 
 pub mod file;
+pub mod kafka;
 pub mod synthetic;

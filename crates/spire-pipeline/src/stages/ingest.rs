@@ -1,13 +1,17 @@
 //! `spire ingest`: every configured source (or ad-hoc files) → intake → clean → reconcile.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use spire_core::config::{Source as SourceConfig, SourceKind};
 use spire_core::time::date_from_days;
 use spire_ingest::clean::{self, CleanReport, Reconciliation};
-use spire_ingest::intake::{self, IntakeReport};
+use spire_ingest::intake::{IntakeReport, IntakeSession, RunUntil};
 use spire_ingest::replay::ReplayReport;
+use spire_ingest::source::PartitionStatus;
+use spire_lake::tables::{DEAD_LETTERS, EVENTS_RAW};
 
 use crate::error::{PipelineError, Result};
 use crate::progress::Progress;
@@ -31,6 +35,9 @@ pub struct SourceSummary {
     pub intake: IntakeReport,
     /// `read = accepted + dead_lettered + duplicates`, after cleaning.
     pub reconciliation: Reconciliation,
+    /// Streams: each partition's committed position and lag when intake stopped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<PartitionStatus>,
 }
 
 /// The outcome of `spire ingest`.
@@ -97,15 +104,17 @@ pub async fn ingest(
         let stage = format!("ingest {}", config.name);
         progress.start(&stage, 0);
         let mut tick = |n: u64| progress.update(&stage, n);
-        let report = intake::ingest(
+        let mut session = IntakeSession::start(
             &ws.lake,
             config,
             &ws.project.intake,
             source.as_mut(),
             &ingest_id,
-            &mut tick,
         )
         .await?;
+        session.run(RunUntil::caught_up(), &mut tick).await?;
+        let partitions = session.status();
+        let report = session.finish();
         progress.finish(
             &stage,
             &format!(
@@ -114,7 +123,7 @@ pub async fn ingest(
             ),
         );
         dates.extend(report.dates.iter().copied());
-        reports.push(report);
+        reports.push((report, partitions));
     }
     let dates: Vec<_> = dates.into_iter().map(date_from_days).collect();
     progress.start("clean", dates.len() as u64);
@@ -128,7 +137,7 @@ pub async fn ingest(
         ),
     );
     let mut sources = Vec::new();
-    for intake in reports {
+    for (intake, partitions) in reports {
         let reconciliation = clean::reconcile(
             &ws.lake,
             &intake.ingest_id,
@@ -139,9 +148,194 @@ pub async fn ingest(
         sources.push(SourceSummary {
             intake,
             reconciliation,
+            partitions,
         });
     }
     Ok(IngestSummary { sources, clean })
+}
+
+/// Settings of `spire ingest --follow`.
+#[derive(Debug, Clone)]
+pub struct Follow {
+    /// The stream source to follow (`None`: the only stream source in `spire.toml`).
+    pub source: Option<String>,
+    /// How often the touched event dates are cleaned into `events` and a status is
+    /// reported.
+    pub clean_every: Duration,
+    /// How often `events_raw` and `dead_letters` are compacted (`None`: never).
+    pub compact_every: Option<Duration>,
+    /// Target file size of that compaction.
+    pub compact_target_bytes: u64,
+}
+
+/// One status report of a follow loop (one per round).
+#[derive(Debug, Clone, Serialize)]
+pub struct FollowStatus {
+    /// Source name.
+    pub source: String,
+    /// Counts since the loop started.
+    pub read: u64,
+    /// Rows appended to `events_raw`.
+    pub accepted: u64,
+    /// Rows appended to `dead_letters`.
+    pub dead_lettered: u64,
+    /// Batches refused because another consumer had moved a partition on.
+    pub refused_batches: u64,
+    /// Records read per second over the last round.
+    pub events_per_sec: f64,
+    /// Event dates cleaned into `events` this round.
+    pub cleaned_dates: usize,
+    /// Files compacted this round (0 when no compaction was due).
+    pub compacted_files: u64,
+    /// Each assigned partition's position and lag.
+    pub partitions: Vec<PartitionStatus>,
+}
+
+fn follow_source(ws: &Workspace, name: Option<&str>) -> Result<SourceConfig> {
+    let streams: Vec<&SourceConfig> = ws
+        .project
+        .sources
+        .iter()
+        .filter(|s| s.kind.is_stream())
+        .collect();
+    match name {
+        Some(n) => {
+            let s = ws
+                .project
+                .source(n)
+                .ok_or_else(|| PipelineError::NotFound(format!("no source `{n}` in spire.toml")))?;
+            if !s.kind.is_stream() {
+                return Err(PipelineError::InvalidInput(format!(
+                    "--follow reads a stream, and source `{n}` is not one (kafka sources are \
+                     streams); ingest it without --follow"
+                )));
+            }
+            Ok(s.clone())
+        }
+        None => match streams.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(PipelineError::InvalidInput(
+                "--follow reads a stream, and spire.toml declares none: add a \
+                 [[sources]] entry with kind = \"kafka\""
+                    .into(),
+            )),
+            many => Err(PipelineError::InvalidInput(format!(
+                "--follow reads one stream per process; name it with --source (streams: {})",
+                many.iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        },
+    }
+}
+
+/// `spire ingest --follow`: consumes a stream until `shutdown` is set, committing batch by
+/// batch; every `clean_every` it cleans the touched dates into `events` and reports a
+/// [`FollowStatus`]; on shutdown it commits the batch in flight, cleans, and returns the
+/// whole run's summary.
+pub async fn follow(
+    ws: &Workspace,
+    settings: &Follow,
+    shutdown: &AtomicBool,
+    progress: &dyn Progress,
+    on_status: &mut dyn FnMut(&FollowStatus),
+) -> Result<IngestSummary> {
+    let config = follow_source(ws, settings.source.as_deref())?;
+    let mut source = spire_ingest::build_source(&config)?;
+    let ingest_id = uuid::Uuid::new_v4().simple().to_string();
+    let mut session = IntakeSession::start(
+        &ws.lake,
+        &config,
+        &ws.project.intake,
+        source.as_mut(),
+        &ingest_id,
+    )
+    .await?;
+    let stage = format!("follow {}", config.name);
+    progress.start(&stage, 0);
+    let mut totals = CleanReport::default();
+    let mut last_compact = Instant::now();
+    loop {
+        let round_start = Instant::now();
+        let read_before = session.report().read;
+        let until = RunUntil {
+            follow: true,
+            shutdown: Some(shutdown),
+            deadline: Some(round_start + settings.clean_every),
+        };
+        let mut tick = |n: u64| progress.update(&stage, n);
+        session.run(until, &mut tick).await?;
+        let dates: Vec<_> = session
+            .take_dates()
+            .into_iter()
+            .map(date_from_days)
+            .collect();
+        let cleaned_dates = dates.len();
+        if !dates.is_empty() {
+            let r =
+                clean::clean(&ws.lake, &ws.project.cleaning, Some(dates), &mut |_, _| {}).await?;
+            totals.dates += r.dates;
+            totals.raw_rows += r.raw_rows;
+            totals.events += r.events;
+            totals.bot_events += r.bot_events;
+            totals.duplicates += r.duplicates;
+            totals.version = r.version;
+        }
+        let mut compacted_files = 0;
+        if let Some(every) = settings.compact_every {
+            if last_compact.elapsed() >= every {
+                for table in [EVENTS_RAW, DEAD_LETTERS] {
+                    match ws.lake.optimize(table, settings.compact_target_bytes).await {
+                        Ok(r) => compacted_files += r.files_removed,
+                        Err(e) if e.kind() == spire_core::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                last_compact = Instant::now();
+            }
+        }
+        let report = session.report();
+        let secs = round_start.elapsed().as_secs_f64().max(1e-3);
+        on_status(&FollowStatus {
+            source: config.name.clone(),
+            read: report.read,
+            accepted: report.accepted,
+            dead_lettered: report.dead_lettered,
+            refused_batches: report.refused_batches,
+            events_per_sec: (report.read - read_before) as f64 / secs,
+            cleaned_dates,
+            compacted_files,
+            partitions: session.status(),
+        });
+        if shutdown.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+    let partitions = session.status();
+    let report = session.finish();
+    progress.finish(
+        &stage,
+        &format!(
+            "{}: {} read, {} accepted, {} dead-lettered (stopped on request)",
+            config.name, report.read, report.accepted, report.dead_lettered
+        ),
+    );
+    let reconciliation = clean::reconcile(
+        &ws.lake,
+        &report.ingest_id,
+        report.read,
+        report.dead_lettered,
+    )
+    .await?;
+    Ok(IngestSummary {
+        sources: vec![SourceSummary {
+            intake: report,
+            reconciliation,
+            partitions,
+        }],
+        clean: totals,
+    })
 }
 
 /// The outcome of `spire dead-letters replay`.
