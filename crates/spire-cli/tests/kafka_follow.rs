@@ -36,22 +36,21 @@ fn ok(out: Output) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-fn follow(project: &str) -> Child {
-    spire(
-        project,
-        &[
-            "ingest",
-            "--follow",
-            "--source",
-            "clicks",
-            "--clean-every",
-            "2s",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap()
+fn follow(project: &str, extra: &[&str]) -> Child {
+    let mut args = vec![
+        "ingest",
+        "--follow",
+        "--source",
+        "clicks",
+        "--clean-every",
+        "2s",
+    ];
+    args.extend_from_slice(extra);
+    spire(project, &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 fn record(i: usize) -> (i32, Vec<u8>) {
@@ -150,7 +149,7 @@ batch_max_wait_ms = 200
         .as_nanos() as u64;
     let mut rng = Lcg(seed);
     for kill in 0..KILLS {
-        let mut child = follow(&project);
+        let mut child = follow(&project, &[]);
         let wait = rng.next_ms(1_500, 6_000);
         tokio::time::sleep(Duration::from_millis(wait)).await;
         assert!(
@@ -163,9 +162,10 @@ batch_max_wait_ms = 200
     }
     producing.await.unwrap();
 
-    // A last follower reads to the end of the stream, then SIGTERM stops it: it commits
-    // the batch in flight, cleans, and prints its summary.
-    let child = follow(&project);
+    // A last follower reads to the end of the stream, compacting the small files the killed
+    // ones left on its way, then SIGTERM stops it: it commits the batch in flight, cleans,
+    // and prints its summary.
+    let child = follow(&project, &["--compact-every", "1s"]);
     let pid = child.id();
     let started = Instant::now();
     loop {
@@ -207,6 +207,12 @@ batch_max_wait_ms = 200
     for p in partitions {
         assert_eq!(p["lag"].as_i64(), Some(0), "caught up: {p}");
     }
+    assert!(
+        statuses
+            .iter()
+            .any(|s| s["compacted_files"].as_u64() > Some(0)),
+        "--compact-every compacted the small files: {statuses:?}"
+    );
     let summary = lines.last().unwrap();
     assert_eq!(summary["sources"][0]["intake"]["source"], "clicks");
 

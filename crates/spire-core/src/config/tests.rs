@@ -109,7 +109,8 @@ model = { tune = { trials = 0, folds = 1, space = { l2 = { log_uniform = [0.0, 1
     let err = load_project(dir.path(), &LoadOptions::default()).unwrap_err();
     let text = err.to_string();
     for needle in [
-        "sources[0].kind: `kafka`",
+        "sources[0].brokers: missing",
+        "sources[0].topics: missing",
         "feature_sets[0].windows_days",
         "`vibes`",
         "defaults.test_fraction",
@@ -471,4 +472,55 @@ where = "true"
         "{text}"
     );
     assert_eq!(text.matches("form a cycle").count(), 1, "{text}");
+}
+
+#[test]
+fn kafka_sources_are_validated() {
+    let ok = project(&[(
+        "spire.toml",
+        r#"
+[[sources]]
+name = "clicks"
+kind = "kafka"
+brokers = "k1:9092,k2:9092"
+topics = ["clickstream"]
+start_from = "latest"
+[sources.options]
+"security.protocol" = "SASL_SSL"
+"#,
+    )]);
+    let p = load_project(ok.path(), &LoadOptions::default()).unwrap();
+    let SourceKind::Kafka(k) = &p.sources[0].kind else {
+        panic!("not a kafka source: {:?}", p.sources[0].kind);
+    };
+    assert_eq!(k.group_id, "spire-clicks");
+    assert_eq!(k.start_from, StartFrom::Latest);
+    assert_eq!(k.batch_max_wait_ms, 1000);
+    assert_eq!(k.options["security.protocol"], "SASL_SSL");
+    assert!(p.sources[0].kind.is_stream());
+
+    let bad = project(&[(
+        "spire.toml",
+        r#"
+[[sources]]
+name = "clicks"
+kind = "kafka"
+brokers = "k1:9092"
+topics = ["clickstream"]
+start_from = "yesterday"
+batch_max_wait_ms = 0
+[sources.options]
+"enable.auto.commit" = "true"
+"#,
+    )]);
+    let text = load_project(bad.path(), &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    for needle in [
+        "sources[0].start_from: `yesterday`: expected `earliest` or `latest`",
+        "sources[0].batch_max_wait_ms: 0",
+        "sources[0].options.enable.auto.commit: Spire sets this itself",
+    ] {
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
 }
