@@ -756,6 +756,10 @@ impl TaskQueue for Store {
                     continue;
                 }
             }
+            // The attempt starts now, read after the candidate query: that query saw its
+            // dependencies' ends committed, so this reading is not before any of them (the
+            // one taken before it could be, when a dependency ended in between).
+            let now = db_now(&mut tx).await?.max(now);
             let expires = now.saturating_add(lease_ms);
             let token: Option<i64> = sqlx::query_scalar(
                 "UPDATE tasks SET state = 'running', attempts = attempts + 1, \
