@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use rayon::prelude::*;
 use serde::Serialize;
 use spire_core::config::{Intake, Source as SourceConfig};
 use spire_lake::tables::{DEAD_LETTERS, EVENTS_RAW};
@@ -299,11 +300,15 @@ impl<'a> IntakeSession<'a> {
         let is_after = |m: &BTreeMap<String, Option<i64>>, p: &str, offset: i64| {
             m.get(p).copied().flatten().is_none_or(|c| offset > c)
         };
-        for record in &batch {
+        // Parsing is per record and pure: spread it over the cores, then build the rows in
+        // order.
+        let parser = &self.parser;
+        let parsed: Vec<_> = batch.par_iter().map(|r| parser.parse(r)).collect();
+        for (record, parsed) in batch.iter().zip(parsed) {
             let p = &record.position;
             let e = last.entry(p.partition.clone()).or_insert(p.offset);
             *e = (*e).max(p.offset);
-            match self.parser.parse(record) {
+            match parsed {
                 Ok(event) => {
                     if !is_after(&self.expected_raw, &p.partition, p.offset) {
                         skipped += 1;

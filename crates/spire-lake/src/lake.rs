@@ -195,38 +195,6 @@ impl Lake {
         Ok(version_of(&t))
     }
 
-    /// Appends batches in one commit that also records application transactions
-    /// `(app_id, version)`: the checkpoint of each stream the rows came from. Readers recover
-    /// a stream's position with [`Lake::txn_version`]; the commit and the checkpoint are one
-    /// atomic Delta commit, so a crash never separates rows from their checkpoint.
-    pub async fn append_with_txns(
-        &self,
-        table: &str,
-        batches: Vec<RecordBatch>,
-        partition_by: &[&str],
-        txns: &[(String, i64)],
-    ) -> Result<Option<i64>> {
-        if txns.is_empty() {
-            return self.append(table, batches, partition_by).await;
-        }
-        let batches = normalize_all(batches)?;
-        let t = self.writable(table).await?;
-        let props = self.commit_properties().with_application_transactions(
-            txns.iter()
-                .map(|(id, v)| deltalake::kernel::Transaction::new(id, *v))
-                .collect(),
-        );
-        let mut w = t
-            .write(batches)
-            .with_save_mode(SaveMode::Append)
-            .with_commit_properties(props);
-        if !partition_by.is_empty() {
-            w = w.with_partition_columns(partition_by.iter().map(|s| s.to_string()));
-        }
-        let t = w.await.map_err(|source| delta(table, source))?;
-        Ok(version_of(&t))
-    }
-
     /// Appends `batches` in one commit that moves each application transaction `id` from
     /// `expected` to `version`, only if the table still records `expected` for every `id`
     /// (`None`: the table has never recorded it) — a compare-and-set on Delta's

@@ -76,7 +76,7 @@ impl KafkaTopic {
             .set("bootstrap.servers", &self.brokers)
             .set("linger.ms", "0")
             .set("batch.num.messages", "1")
-            .set("message.timeout.ms", "30000")
+            .set("message.timeout.ms", "300000")
             .set("queue.buffering.max.messages", "1000000")
             .create()
             .unwrap_or_else(|e| unreachable(&self.brokers, "accept a producer", e))

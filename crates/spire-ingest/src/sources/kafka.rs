@@ -269,6 +269,16 @@ impl KafkaSource {
         }
     }
 
+    /// A copy of what is known of each assigned partition (the lock is not held after).
+    fn assigned(&self) -> Vec<(TopicPartition, Assigned)> {
+        self.shared
+            .state()
+            .assigned
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     fn check_fatal(&self) -> Result<()> {
         match self.shared.state().fatal.clone() {
             Some(f) => Err(self.error(f)),
@@ -412,13 +422,7 @@ impl Source for KafkaSource {
 
     fn caught_up(&mut self) -> Result<bool> {
         self.check_fatal()?;
-        let assigned: Vec<(TopicPartition, Assigned)> = self
-            .shared
-            .state()
-            .assigned
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let assigned = self.assigned();
         if assigned.is_empty() {
             if self.subscribed_at.elapsed() > ASSIGNMENT_TIMEOUT {
                 return Err(self.error(format!(
@@ -486,13 +490,7 @@ impl Source for KafkaSource {
     }
 
     fn status(&self) -> Vec<PartitionStatus> {
-        let assigned: Vec<(TopicPartition, Assigned)> = self
-            .shared
-            .state()
-            .assigned
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let assigned = self.assigned();
         assigned
             .into_iter()
             .map(|((topic, partition), a)| {
