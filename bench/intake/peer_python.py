@@ -12,6 +12,7 @@ import sys
 import time
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pj
 from deltalake import write_deltalake
 
@@ -22,7 +23,7 @@ FIELDS = ["event_id", "user_id", "event_type", "category", "content_id", "url", 
 def files(path: str, out: str) -> None:
     started = time.perf_counter()
     table = pj.read_json(path, read_options=pj.ReadOptions(block_size=64 << 20))
-    ts = pa.compute.cast(table["ts"], pa.timestamp("ms", tz="UTC"))
+    ts = pc.cast(table["ts"], pa.timestamp("ms", tz="UTC"))
     table = table.set_column(table.schema.get_field_index("ts"), "ts", ts)
     n = table.num_rows
     table = table.append_column("source_offset", pa.array(range(1, n + 1), pa.int64()))

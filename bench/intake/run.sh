@@ -18,7 +18,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/spire/target}"
 mkdir -p "$work"
 
 echo "== release build" >&2
-cargo build --release -p spire-cli -p spire-ingest --example kafka_bare >&2
+cargo build --release -p spire-cli --bin spire -p spire-ingest --example kafka_bare >&2
 spire="$CARGO_TARGET_DIR/release/spire"
 bare="$CARGO_TARGET_DIR/release/examples/kafka_bare"
 
