@@ -349,10 +349,7 @@ impl<'a> IntakeSession<'a> {
                 .lake
                 .append_cas(DEAD_LETTERS, vec![dead.finish()?], &[], &dead_txns)
                 .await?;
-            if !self
-                .settle(DEAD_LETTERS, outcome, &dead_txns, &last)
-                .await?
-            {
+            if !self.settle(DEAD_LETTERS, outcome, &last).await? {
                 return Ok(false);
             }
             self.report.dead_lettered += n;
@@ -368,7 +365,7 @@ impl<'a> IntakeSession<'a> {
                 .lake
                 .append_cas(EVENTS_RAW, vec![raw.finish()?], &["event_date"], &raw_txns)
                 .await?;
-            if !self.settle(EVENTS_RAW, outcome, &raw_txns, &last).await? {
+            if !self.settle(EVENTS_RAW, outcome, &last).await? {
                 return Ok(false);
             }
             self.report.accepted += n;
@@ -390,7 +387,6 @@ impl<'a> IntakeSession<'a> {
         &mut self,
         table: &str,
         outcome: CasOutcome,
-        txns: &[TxnAdvance],
         last: &Checkpoints,
     ) -> Result<bool> {
         match outcome {
@@ -400,13 +396,10 @@ impl<'a> IntakeSession<'a> {
                 } else {
                     &mut self.expected_dead
                 };
-                for t in txns {
-                    if let Some((p, _)) = last
-                        .iter()
-                        .find(|(p, _)| checkpoint_id(&self.config.name, p) == t.id)
-                    {
-                        expected.insert(p.clone(), Some(t.version));
-                    }
+                // The table now records each partition's batch end (or kept a later one).
+                for (p, v) in last {
+                    let e = expected.entry(p.clone()).or_default();
+                    *e = Some(e.map_or(*v, |c| c.max(*v)));
                 }
                 Ok(true)
             }
