@@ -406,12 +406,12 @@ pub struct IngestArgs {
     /// Ingest files matching this path or glob instead of the configured sources.
     #[arg(long, value_name = "FILE_OR_GLOB", conflicts_with = "sources")]
     pub path: Option<String>,
-    /// Keep consuming a stream (a kafka source) until SIGTERM or Ctrl-C, which commit the
+    /// Keep consuming a stream (a kafka or kinesis source) until SIGTERM or Ctrl-C, which commit the
     /// batch in flight before stopping. Reads the one stream source, or the one `--source`.
     #[arg(long, conflicts_with = "path")]
     pub follow: bool,
     /// With --follow: how often touched dates are cleaned into `events` and a status line
-    /// (a JSON line with --json: counts, rate, lag per partition) is printed.
+    /// (a JSON line with --json: counts, rate, lag per partition or shard) is printed.
     #[arg(
         long,
         value_name = "DURATION",

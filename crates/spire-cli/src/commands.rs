@@ -852,9 +852,16 @@ async fn follow(
                 println!("{line}");
             }
         } else {
-            let lag: i64 = s.partitions.iter().filter_map(|p| p.lag).sum();
+            // Kafka counts records behind; Kinesis tells milliseconds behind the tip.
+            let lag = match s.partitions.iter().filter_map(|p| p.behind_ms).max() {
+                Some(ms) => format!("{ms} ms behind"),
+                None => format!(
+                    "lag {}",
+                    s.partitions.iter().filter_map(|p| p.lag).sum::<i64>()
+                ),
+            };
             eprintln!(
-                "{}: {} read ({:.0}/s), {} accepted, {} dead-lettered, {} partitions, lag {}{}",
+                "{}: {} read ({:.0}/s), {} accepted, {} dead-lettered, {} partitions, {}{}",
                 s.source,
                 s.read,
                 s.events_per_sec,

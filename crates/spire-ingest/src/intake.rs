@@ -18,13 +18,13 @@ use rayon::prelude::*;
 use serde::Serialize;
 use spire_core::config::{Intake, Source as SourceConfig};
 use spire_lake::tables::{DEAD_LETTERS, EVENTS_RAW};
-use spire_lake::{CasOutcome, Lake, TxnAdvance};
+use spire_lake::{columns, CasOutcome, Lake, TxnAdvance};
 
 use crate::error::{IngestError, Result};
 use crate::parse::Parser;
 use crate::record::RawRecord;
 use crate::rows::{DeadLettersBuilder, EventsRawBuilder};
-use crate::source::{Checkpoints, PartitionStatus, PositionLookup, Source};
+use crate::source::{Checkpoints, LakePosition, PartitionStatus, PositionLookup, Source};
 
 /// Counts of one intake run. `read = accepted + dead_lettered` here; the clean stage splits
 /// `accepted` further into kept events (bot-flagged included) and duplicates.
@@ -73,6 +73,91 @@ pub async fn positions(lake: &Lake, source: &str, partitions: &[String]) -> Resu
     Ok(out)
 }
 
+/// Where each of `partitions` stands in the lake, for a stream's [`PositionLookup`]; with
+/// `anchored`, also the sequence of the record at each partition's anchor offset.
+pub async fn lake_positions(
+    lake: &Lake,
+    source: &str,
+    partitions: &[String],
+    anchored: bool,
+) -> Result<BTreeMap<String, LakePosition>> {
+    let p = positions(lake, source, partitions).await?;
+    let mut out: BTreeMap<String, LakePosition> = BTreeMap::new();
+    for part in partitions {
+        let lp = LakePosition {
+            raw: p.raw.get(part).copied().flatten(),
+            dead: p.dead.get(part).copied().flatten(),
+            anchor_sequence: None,
+        };
+        if lp.raw.is_some() || lp.dead.is_some() {
+            out.insert(part.clone(), lp);
+        }
+    }
+    if anchored {
+        let wanted: BTreeMap<String, i64> = out
+            .iter()
+            .filter_map(|(p, lp)| Some((p.clone(), lp.anchor()?)))
+            .collect();
+        for (part, sequence) in anchor_sequences(lake, source, &wanted).await? {
+            if let Some(lp) = out.get_mut(&part) {
+                lp.anchor_sequence = Some(sequence);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The `source_sequence` stored with each `(partition, offset)` of `wanted`, from
+/// `events_raw` or `dead_letters` (each record is in exactly one of them).
+async fn anchor_sequences(
+    lake: &Lake,
+    source: &str,
+    wanted: &BTreeMap<String, i64>,
+) -> Result<BTreeMap<String, String>> {
+    let mut found = BTreeMap::new();
+    if wanted.is_empty() {
+        return Ok(found);
+    }
+    let text = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let parts = wanted
+        .keys()
+        .map(|p| text(p))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let offsets = wanted
+        .values()
+        .map(|o| o.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let ctx = lake.session();
+    for table in [EVENTS_RAW, DEAD_LETTERS] {
+        if lake.register_as(&ctx, table, table).await?.is_none()
+            || !Lake::has_column(&ctx, table, "source_sequence").await
+        {
+            continue;
+        }
+        let sql = format!(
+            "SELECT source_partition, source_offset, source_sequence FROM {table} \
+             WHERE source = {} AND source_partition IN ({parts}) AND source_offset IN ({offsets}) \
+             AND source_sequence IS NOT NULL",
+            text(source)
+        );
+        for b in Lake::query(&ctx, &sql).await? {
+            let (p, o, q) = (
+                columns::strings(&b, "source_partition")?,
+                columns::ints(&b, "source_offset")?,
+                columns::strings(&b, "source_sequence")?,
+            );
+            for r in 0..b.num_rows() {
+                if wanted.get(p.value(r)) == Some(&o.value(r)) {
+                    found.insert(p.value(r).to_string(), q.value(r).to_string());
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Per-partition positions of both intake tables (`None`: never committed).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Positions {
@@ -89,12 +174,12 @@ impl Positions {
         self.raw
             .iter()
             .filter_map(|(p, raw)| {
-                let dead = self.dead.get(p).copied().flatten();
-                match (raw, dead) {
-                    (None, None) => None,
-                    (Some(r), Some(d)) => Some((p.clone(), (*r).min(d))),
-                    _ => Some((p.clone(), -1)),
-                }
+                let at = LakePosition {
+                    raw: *raw,
+                    dead: self.dead.get(p).copied().flatten(),
+                    anchor_sequence: None,
+                };
+                Some((p.clone(), at.resume_after()?))
             })
             .collect()
     }
@@ -181,9 +266,9 @@ impl<'a> IntakeSession<'a> {
             }
             let lake = lake.clone();
             let name = config.name.clone();
+            let anchored = session.source.anchored();
             let lookup: PositionLookup = Arc::new(move |partitions: &[String]| {
-                let p = handle.block_on(positions(&lake, &name, partitions))?;
-                Ok(p.resume())
+                handle.block_on(lake_positions(&lake, &name, partitions, anchored))
             });
             session.source.set_position_lookup(lookup);
             session.epoch = session.source.assignment_epoch();
@@ -258,6 +343,14 @@ impl<'a> IntakeSession<'a> {
                     }
                 }
             }
+        }
+    }
+
+    /// The offsets this session last saw committed to `table`, per partition.
+    fn expected(&self, table: Table) -> &BTreeMap<String, Option<i64>> {
+        match table {
+            Table::Raw => &self.expected_raw,
+            Table::Dead => &self.expected_dead,
         }
     }
 
@@ -342,35 +435,43 @@ impl<'a> IntakeSession<'a> {
         fail::fail_point!("intake::before_commit", |_| Err(injected(
             "intake::before_commit"
         )));
-        let dead_txns = advances(&self.expected_dead);
-        if !dead_txns.is_empty() {
-            let n = dead.len() as u64;
+        // Dead letters first, so a crash between the commits leaves events to re-read, not
+        // dead letters. A one-record batch goes to its record's own table first: an anchored
+        // stream resumes from a stored record (see `Source::anchored`).
+        let order = if batch.len() == 1 && raw.len() == 1 {
+            [Table::Raw, Table::Dead]
+        } else {
+            [Table::Dead, Table::Raw]
+        };
+        for (i, table) in order.into_iter().enumerate() {
+            if i == 1 {
+                fail::fail_point!("intake::between_commits", |_| Err(injected(
+                    "intake::between_commits"
+                )));
+            }
+            let txns = advances(self.expected(table));
+            if txns.is_empty() {
+                continue;
+            }
+            let (n, rows, partition_by): (u64, _, &[&str]) = match table {
+                Table::Raw => (raw.len() as u64, raw.finish()?, &["event_date"]),
+                Table::Dead => (dead.len() as u64, dead.finish()?, &[]),
+            };
             let outcome = self
                 .lake
-                .append_cas(DEAD_LETTERS, vec![dead.finish()?], &[], &dead_txns)
+                .append_cas(table.name(), vec![rows], partition_by, &txns)
                 .await?;
-            if !self.settle(DEAD_LETTERS, outcome, &last).await? {
+            if !self.settle(table, outcome, &last).await? {
                 return Ok(false);
             }
-            self.report.dead_lettered += n;
-            self.report.read += n;
-        }
-        fail::fail_point!("intake::between_commits", |_| Err(injected(
-            "intake::between_commits"
-        )));
-        let raw_txns = advances(&self.expected_raw);
-        if !raw_txns.is_empty() {
-            let n = raw.len() as u64;
-            let outcome = self
-                .lake
-                .append_cas(EVENTS_RAW, vec![raw.finish()?], &["event_date"], &raw_txns)
-                .await?;
-            if !self.settle(EVENTS_RAW, outcome, &last).await? {
-                return Ok(false);
+            match table {
+                Table::Raw => {
+                    self.report.accepted += n;
+                    self.report.dates.extend(std::mem::take(&mut dates));
+                }
+                Table::Dead => self.report.dead_lettered += n,
             }
-            self.report.accepted += n;
             self.report.read += n;
-            self.report.dates.extend(dates);
         }
         fail::fail_point!("intake::after_commit", |_| Err(injected(
             "intake::after_commit"
@@ -385,16 +486,16 @@ impl<'a> IntakeSession<'a> {
     /// which only another intake of the same source can race).
     async fn settle(
         &mut self,
-        table: &str,
+        table: Table,
         outcome: CasOutcome,
         last: &Checkpoints,
     ) -> Result<bool> {
+        let table_name = table.name();
         match outcome {
             CasOutcome::Committed(_) => {
-                let expected = if table == EVENTS_RAW {
-                    &mut self.expected_raw
-                } else {
-                    &mut self.expected_dead
+                let expected = match table {
+                    Table::Raw => &mut self.expected_raw,
+                    Table::Dead => &mut self.expected_dead,
                 };
                 // The table now records each partition's batch end (or kept a later one).
                 for (p, v) in last {
@@ -413,15 +514,16 @@ impl<'a> IntakeSession<'a> {
                     return Err(IngestError::Source {
                         source_name: self.config.name.clone(),
                         message: format!(
-                            "another intake of this source committed to `{table}` at the same \
-                             time ({id}: expected {}, found {}); nothing of this batch was \
-                             written to `{table}`: run `spire ingest` again once only one runs",
+                            "another intake of this source committed to `{table_name}` at the \
+                             same time ({id}: expected {}, found {}); nothing of this batch was \
+                             written to `{table_name}`: run `spire ingest` again once only one \
+                             runs",
                             show(expected),
                             show(found)
                         ),
                     });
                 }
-                tracing::info!(source = %self.config.name, table, id, expected = %show(expected),
+                tracing::info!(source = %self.config.name, table = table_name, id, expected = %show(expected),
                     found = %show(found), "batch refused: another consumer moved the partition on; re-reading the position from the table");
                 self.report.refused_batches += 1;
                 let parts: Vec<String> = last.keys().cloned().collect();
@@ -433,6 +535,24 @@ impl<'a> IntakeSession<'a> {
                 tokio::task::block_in_place(|| source.seek(&resume))?;
                 Ok(false)
             }
+        }
+    }
+}
+
+/// The two tables intake commits to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    /// `events_raw`.
+    Raw,
+    /// `dead_letters`.
+    Dead,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Raw => EVENTS_RAW,
+            Table::Dead => DEAD_LETTERS,
         }
     }
 }

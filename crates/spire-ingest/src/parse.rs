@@ -283,6 +283,7 @@ mod tests {
                 source: "t".into(),
                 partition: "p".into(),
                 offset: 1,
+                sequence: None,
             },
         }
     }

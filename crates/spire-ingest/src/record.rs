@@ -7,8 +7,12 @@ pub struct Position {
     pub source: String,
     /// The stream within the source: a file path, a Kafka partition, a synthetic day.
     pub partition: String,
-    /// Offset within the partition: a 1-based line or row number, a Kafka offset.
+    /// Offset within the partition: a 1-based line or row number, a Kafka offset, a
+    /// Kinesis shard's record counter (0 for the first record Spire read of the shard).
     pub offset: i64,
+    /// The source's own id of the record where it is not the offset: a Kinesis sequence
+    /// number (up to 128 decimal digits, too wide for an `i64`). `None` for other sources.
+    pub sequence: Option<String>,
 }
 
 /// One record as the source delivered it.

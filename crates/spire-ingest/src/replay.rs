@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::Serialize;
 use spire_core::config::{Intake, Source as SourceConfig};
+use spire_lake::arrow::array::Array;
 use spire_lake::tables::{DEAD_LETTERS, EVENTS_RAW};
 use spire_lake::{columns, Lake};
 
@@ -28,6 +29,9 @@ pub struct DeadLetter {
     pub partition: String,
     /// Its offset in the stream.
     pub offset: i64,
+    /// Its Kinesis sequence number (`None` for other sources).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<String>,
     /// Why intake rejected it.
     pub reason: String,
     /// The record as text (invalid UTF-8 replaced), for reading.
@@ -68,20 +72,28 @@ pub async fn pending(lake: &Lake, source: Option<&str>) -> Result<Vec<DeadLetter
         return Ok(Vec::new());
     }
     let filter = source.map_or(String::new(), |s| format!("WHERE source = {}", sql_text(s)));
+    // Tables written before Kinesis sources existed have no `source_sequence` column.
+    let sequence = if Lake::has_column(&ctx, "d", "source_sequence").await {
+        "source_sequence"
+    } else {
+        "CAST(NULL AS VARCHAR) AS source_sequence"
+    };
     let batches = Lake::query(
         &ctx,
         &format!(
-            "SELECT source, source_partition, source_offset, reason, payload, payload_bytes \
-             FROM d {filter} ORDER BY source, source_partition, source_offset, ingested_at"
+            "SELECT source, source_partition, source_offset, {sequence}, reason, payload, \
+             payload_bytes FROM d {filter} \
+             ORDER BY source, source_partition, source_offset, ingested_at"
         ),
     )
     .await?;
     let mut letters: Vec<DeadLetter> = Vec::new();
     for b in &batches {
-        let (src, part, off) = (
+        let (src, part, off, seq) = (
             columns::strings(b, "source")?,
             columns::strings(b, "source_partition")?,
             columns::ints(b, "source_offset")?,
+            columns::strings(b, "source_sequence")?,
         );
         let (reason, payload, bytes) = (
             columns::strings(b, "reason")?,
@@ -93,6 +105,7 @@ pub async fn pending(lake: &Lake, source: Option<&str>) -> Result<Vec<DeadLetter
                 source: src.value(r).to_string(),
                 partition: part.value(r).to_string(),
                 offset: off.value(r),
+                sequence: seq.is_valid(r).then(|| seq.value(r).to_string()),
                 reason: reason.value(r).to_string(),
                 payload: payload.value(r).to_string(),
                 bytes: bytes.value(r).to_vec(),
@@ -181,6 +194,7 @@ pub async fn replay(
                 source: letter.source,
                 partition: letter.partition,
                 offset: letter.offset,
+                sequence: letter.sequence,
             },
         };
         match parser.parse(&record) {
@@ -195,7 +209,9 @@ pub async fn replay(
         }
     }
     if !dry_run && !rows.is_empty() {
-        lake.append(EVENTS_RAW, vec![rows.finish()?], &["event_date"])
+        // Through `append_cas` without transactions: a plain append that also adds columns
+        // an older `events_raw` lacks; replays never move an intake position.
+        lake.append_cas(EVENTS_RAW, vec![rows.finish()?], &["event_date"], &[])
             .await?;
     }
     Ok(report)

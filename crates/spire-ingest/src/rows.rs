@@ -35,6 +35,8 @@ pub fn events_raw_schema() -> SchemaRef {
         Field::new("ingest_id", DataType::Utf8, false),
         Field::new("ingested_at", ts_type(), false),
         Field::new("event_date", DataType::Date32, false),
+        // Last, so tables written before it existed gain it at their end.
+        Field::new("source_sequence", DataType::Utf8, true),
     ]);
     Arc::new(Schema::new(fields))
 }
@@ -50,6 +52,7 @@ pub fn dead_letters_schema() -> SchemaRef {
         Field::new("payload_bytes", DataType::Binary, false),
         Field::new("ingest_id", DataType::Utf8, false),
         Field::new("ingested_at", ts_type(), false),
+        Field::new("source_sequence", DataType::Utf8, true),
     ]))
 }
 
@@ -65,6 +68,7 @@ pub struct EventsRawBuilder {
     ingest_id: StringBuilder,
     ingested_at: TimestampMicrosecondBuilder,
     date: Date32Builder,
+    sequence: StringBuilder,
     ingest: String,
     now: i64,
     rows: usize,
@@ -86,6 +90,7 @@ impl EventsRawBuilder {
             ingest_id: StringBuilder::new(),
             ingested_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             date: Date32Builder::new(),
+            sequence: StringBuilder::new(),
             ingest: ingest_id.to_string(),
             now: ingested_at,
             rows: 0,
@@ -117,6 +122,7 @@ impl EventsRawBuilder {
         self.ingested_at.append_value(self.now);
         self.date
             .append_value(e.ts.div_euclid(86_400_000_000) as i32);
+        self.sequence.append_option(pos.sequence.as_deref());
         self.rows += 1;
     }
 
@@ -140,6 +146,7 @@ impl EventsRawBuilder {
         cols.push(Arc::new(self.ingest_id.finish()));
         cols.push(Arc::new(self.ingested_at.finish()));
         cols.push(Arc::new(self.date.finish()));
+        cols.push(Arc::new(self.sequence.finish()));
         self.rows = 0;
         RecordBatch::try_new(events_raw_schema(), cols).map_err(|source| LakeError::Arrow {
             context: "building an events_raw batch".into(),
@@ -158,6 +165,7 @@ pub struct DeadLettersBuilder {
     bytes: BinaryBuilder,
     ingest_id: StringBuilder,
     ingested_at: TimestampMicrosecondBuilder,
+    sequence: StringBuilder,
     ingest: String,
     now: i64,
     rows: usize,
@@ -175,6 +183,7 @@ impl DeadLettersBuilder {
             bytes: BinaryBuilder::new(),
             ingest_id: StringBuilder::new(),
             ingested_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            sequence: StringBuilder::new(),
             ingest: ingest_id.to_string(),
             now: ingested_at,
             rows: 0,
@@ -201,6 +210,7 @@ impl DeadLettersBuilder {
         self.bytes.append_value(payload);
         self.ingest_id.append_value(&self.ingest);
         self.ingested_at.append_value(self.now);
+        self.sequence.append_option(pos.sequence.as_deref());
         self.rows += 1;
     }
 
@@ -215,6 +225,7 @@ impl DeadLettersBuilder {
             Arc::new(self.bytes.finish()),
             Arc::new(self.ingest_id.finish()),
             Arc::new(self.ingested_at.finish()),
+            Arc::new(self.sequence.finish()),
         ];
         self.rows = 0;
         RecordBatch::try_new(dead_letters_schema(), cols).map_err(|source| LakeError::Arrow {

@@ -9,16 +9,61 @@ use spire_core::config::{Source as SourceConfig, SourceKind};
 
 use crate::error::Result;
 use crate::record::RawRecord;
-use crate::sources::{file::FileSource, kafka::KafkaSource, synthetic::SyntheticSource};
+use crate::sources::{
+    file::FileSource, kafka::KafkaSource, kinesis::KinesisSource, synthetic::SyntheticSource,
+};
 
 /// Checkpoints: for each partition of a source, the last offset already committed. For a
 /// stream, `-1` means "nothing committed yet": read the partition from its start.
 pub type Checkpoints = BTreeMap<String, i64>;
 
+/// Where one partition of a stream stands in the lake.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LakePosition {
+    /// The last offset committed to `events_raw` (`None`: never).
+    pub raw: Option<i64>,
+    /// The last offset committed to `dead_letters` (`None`: never).
+    pub dead: Option<i64>,
+    /// For a source whose offsets are Spire's own counters ([`Source::anchored`]): the
+    /// source's id (Kinesis sequence number) of the record at [`LakePosition::anchor`],
+    /// read from the row that holds it.
+    pub anchor_sequence: Option<String>,
+}
+
+impl LakePosition {
+    /// Where a source with absolute offsets (Kafka) resumes: after the smaller of the two
+    /// tables' offsets, after `-1` (from the start) when only one table has seen the
+    /// partition, `None` when neither has.
+    pub fn resume_after(&self) -> Option<i64> {
+        match (self.raw, self.dead) {
+            (None, None) => None,
+            (Some(r), Some(d)) => Some(r.min(d)),
+            _ => Some(-1),
+        }
+    }
+
+    /// Where an anchored source resumes: after the smaller offset any table recorded. The
+    /// record at that offset is stored in one of the tables (see [`Source::anchored`]), so
+    /// its sequence can be read back.
+    pub fn anchor(&self) -> Option<i64> {
+        match (self.raw, self.dead) {
+            (Some(r), Some(d)) => Some(r.min(d)),
+            (one, other) => one.or(other),
+        }
+    }
+
+    /// Whether both tables hold a position (an anchored source may batch freely).
+    pub fn in_both(&self) -> bool {
+        self.raw.is_some() && self.dead.is_some()
+    }
+}
+
 /// How a stream asks the lake where each of a set of partitions stands: called with
-/// partition names when the broker assigns them, it returns the last committed offset of
-/// each partition the lake has seen (absent: never seen, start per the source's settings).
-pub type PositionLookup = Arc<dyn Fn(&[String]) -> Result<Checkpoints> + Send + Sync>;
+/// partition names when the stream takes them (a broker assigns them, or shards are
+/// discovered), it returns each partition the lake has seen (absent: never seen, start per
+/// the source's settings).
+pub type PositionLookup =
+    Arc<dyn Fn(&[String]) -> Result<BTreeMap<String, LakePosition>> + Send + Sync>;
 
 /// What a stream knows of one partition it reads, for status output.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -31,6 +76,10 @@ pub struct PartitionStatus {
     pub high_watermark: Option<i64>,
     /// Records produced but not yet committed to the lake: `high_watermark - committed - 1`.
     pub lag: Option<i64>,
+    /// Kinesis: how far the last read was behind the shard's tip, in milliseconds (Kinesis
+    /// has no record count to report as lag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub behind_ms: Option<i64>,
 }
 
 /// A source of raw records.
@@ -52,6 +101,13 @@ pub struct PartitionStatus {
 ///   assignment change and never returns a batch that mixes records read before and after
 ///   one. `seek` on a stream re-positions the named partitions it holds (after a refused
 ///   commit) and leaves the others alone.
+/// - An *anchored* stream ([`Source::anchored`]) numbers each partition's records itself,
+///   because the source's own ids do not fit an `i64` (Kinesis sequence numbers). It puts
+///   the source's id in [`Position::sequence`](crate::record::Position) and resumes after the
+///   id the lookup reads back at [`LakePosition::anchor`]. So that this record is always
+///   stored, a batch holding a record of a partition not yet in both tables
+///   ([`LakePosition::in_both`]) holds that one record only; intake commits a one-record
+///   batch to the record's own table first.
 pub trait Source: Send {
     /// The source's name (from config).
     fn name(&self) -> &str;
@@ -71,6 +127,11 @@ pub trait Source: Send {
     }
     /// Streams: installs how assigned partitions find their position in the lake.
     fn set_position_lookup(&mut self, _lookup: PositionLookup) {}
+    /// Streams: whether offsets are Spire's counters anchored on stored sequence numbers
+    /// (the lookup then reads [`LakePosition::anchor_sequence`]).
+    fn anchored(&self) -> bool {
+        false
+    }
     /// Streams: a counter bumped whenever partitions are assigned or revoked.
     fn assignment_epoch(&self) -> u64 {
         0
@@ -101,5 +162,6 @@ pub fn build_source(config: &SourceConfig) -> Result<Box<dyn Source>> {
             settings.clone(),
         ))),
         SourceKind::Kafka(settings) => Ok(Box::new(KafkaSource::new(&config.name, settings)?)),
+        SourceKind::Kinesis(settings) => Ok(Box::new(KinesisSource::new(&config.name, settings))),
     }
 }

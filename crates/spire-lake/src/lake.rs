@@ -198,7 +198,8 @@ impl Lake {
     /// Appends `batches` in one commit that moves each application transaction `id` from
     /// `expected` to `version`, only if the table still records `expected` for every `id`
     /// (`None`: the table has never recorded it) — a compare-and-set on Delta's
-    /// application-transaction ids.
+    /// application-transaction ids. Columns the batches have and the table lacks are added
+    /// to the table (nullable), so tables written by an older Spire keep taking appends.
     ///
     /// The check is made on the snapshot the commit is built on, and Delta's conflict
     /// checker refuses the commit if any commit after that snapshot recorded one of the same
@@ -242,9 +243,12 @@ impl Lake {
                 .map(|x| deltalake::kernel::Transaction::new(&x.id, x.version))
                 .collect(),
         );
+        // Merge: columns a table written by an older Spire lacks (e.g. `source_sequence`)
+        // are added, nullable, instead of refusing the append.
         let mut w = t
             .write(batches)
             .with_save_mode(SaveMode::Append)
+            .with_schema_mode(deltalake::operations::write::SchemaMode::Merge)
             .with_commit_properties(props);
         if !partition_by.is_empty() {
             w = w.with_partition_columns(partition_by.iter().map(|s| s.to_string()));
@@ -458,6 +462,15 @@ impl Lake {
             batches.push(RecordBatch::new_empty(schema));
         }
         Ok(batches)
+    }
+
+    /// Whether the table registered in `ctx` as `alias` has `column` (tables written by an
+    /// older Spire may lack one added since).
+    pub async fn has_column(ctx: &SessionContext, alias: &str, column: &str) -> bool {
+        match ctx.table(alias).await {
+            Ok(df) => df.schema().has_column_with_unqualified_name(column),
+            Err(_) => false,
+        }
     }
 
     /// Runs a query and collects its batches.

@@ -96,3 +96,47 @@ async fn of_racing_writers_with_one_expectation_exactly_one_lands() {
     assert_eq!(committed, 1, "exactly one writer may move 9 -> 19");
     assert_eq!(count(&lake).await, 20);
 }
+
+/// A table written before a column existed (an `events_raw` from before `source_sequence`)
+/// takes appends that carry it: the column is added, null in the old rows.
+#[tokio::test]
+async fn appends_add_columns_an_older_table_lacks() {
+    use spire_lake::arrow::array::StringArray;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    lake.append("t", vec![rows(0, 3)], &[]).await.unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("offset", DataType::Int64, false),
+        Field::new("sequence", DataType::Utf8, true),
+    ]));
+    let wider = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from_iter_values(3..5)),
+            Arc::new(StringArray::from(vec![
+                Some("49680584805353000059912498630261902802875122498532278274"),
+                None,
+            ])),
+        ],
+    )
+    .unwrap();
+    let outcome = lake
+        .append_cas("t", vec![wider], &[], &advance(None, 4))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, CasOutcome::Committed(_)), "{outcome:?}");
+    let ctx = lake.session();
+    lake.register_as(&ctx, "t", "t").await.unwrap();
+    let b = Lake::query(
+        &ctx,
+        "SELECT count(*) AS n, count(sequence) AS s, max(sequence) AS m FROM t",
+    )
+    .await
+    .unwrap();
+    assert_eq!(spire_lake::columns::ints(&b[0], "n").unwrap().value(0), 5);
+    assert_eq!(spire_lake::columns::ints(&b[0], "s").unwrap().value(0), 1);
+    assert_eq!(
+        spire_lake::columns::strings(&b[0], "m").unwrap().value(0),
+        "49680584805353000059912498630261902802875122498532278274"
+    );
+}

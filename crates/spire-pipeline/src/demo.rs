@@ -115,7 +115,7 @@ pub async fn demo(
     let run = run::run(&ws, &[], progress).await?;
     let synthetic = ws.project.sources.iter().find_map(|s| match &s.kind {
         SourceKind::Synthetic(settings) => Some(Clickstream::new(settings.clone())),
-        SourceKind::File { .. } | SourceKind::Kafka(_) => None,
+        SourceKind::File { .. } | SourceKind::Kafka(_) | SourceKind::Kinesis(_) => None,
     });
     let rows = check(&ws, &run, synthetic.as_ref(), progress).await?;
     let mean = |f: &dyn Fn(&DemoRow) -> f64| {

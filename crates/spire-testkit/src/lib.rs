@@ -7,13 +7,17 @@
 //! - [`PgTestDb`]: a throwaway PostgreSQL database on `SPIRE_TEST_POSTGRES_URL`.
 //! - [`S3Bucket`]: a fresh bucket on the S3-compatible server at `SPIRE_TEST_S3_ENDPOINT`.
 //! - [`KafkaTopic`]: a fresh topic on the Kafka-protocol broker at `SPIRE_TEST_KAFKA_BROKERS`.
+//! - [`KinesisStream`]: a fresh stream on the Kinesis-compatible server at
+//!   `SPIRE_TEST_KINESIS_ENDPOINT`.
 //!
 //! This crate depends on no Spire crate, so any of them can use it without a dependency
 //! cycle; callers turn the URLs and options into their own types.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod kafka;
+mod kinesis;
 pub use kafka::{kafka_brokers, KafkaTopic};
+pub use kinesis::{kinesis_endpoint, KinesisStream};
 
 use std::collections::BTreeMap;
 

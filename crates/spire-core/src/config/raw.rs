@@ -73,7 +73,7 @@ pub struct RawStorage {
 pub struct RawSource {
     /// Unique source name; recorded in every row's position.
     pub name: Option<String>,
-    /// `file`, `kafka` or `synthetic`.
+    /// `file`, `kafka`, `kinesis` or `synthetic`.
     pub kind: Option<String>,
     /// file: a path or glob, relative to the project folder.
     pub path: Option<String>,
@@ -96,14 +96,21 @@ pub struct RawSource {
     pub topics: Option<Vec<String>>,
     /// kafka: consumer group (default `spire-<name>`).
     pub group_id: Option<String>,
-    /// kafka: where a partition the lake has never seen starts: `earliest` (default) or
-    /// `latest`.
+    /// kafka, kinesis: where a partition (shard) the lake has never seen starts:
+    /// `earliest` (default) or `latest`.
     pub start_from: Option<String>,
-    /// kafka: the longest a batch waits for more records once its first record arrived
-    /// (milliseconds, default 1000).
+    /// kafka, kinesis: the longest a batch waits for more records once its first record
+    /// arrived (milliseconds, default 1000).
     pub batch_max_wait_ms: Option<u64>,
-    /// kafka: a batch is committed once its payloads reach this many bytes (default 64 MiB).
+    /// kafka, kinesis: a batch is committed once its payloads reach this many bytes
+    /// (default 64 MiB).
     pub batch_max_bytes: Option<u64>,
+    /// kinesis: the stream's name.
+    pub stream: Option<String>,
+    /// kinesis: the AWS region (default: from the environment, `AWS_REGION`).
+    pub region: Option<String>,
+    /// kinesis: the service URL, for a Kinesis-compatible server (default: AWS's own).
+    pub endpoint: Option<String>,
     /// kafka: extra librdkafka settings passed through as they are (`security.protocol`,
     /// `sasl.mechanisms`, `sasl.username`, `ssl.ca.location`, …).
     #[serde(default)]

@@ -524,3 +524,54 @@ batch_max_wait_ms = 0
         assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
     }
 }
+
+#[test]
+fn kinesis_sources_are_validated() {
+    let ok = project(&[(
+        "spire.toml",
+        r#"
+[[sources]]
+name = "clicks-kinesis"
+kind = "kinesis"
+stream = "clickstream"
+region = "eu-west-1"
+endpoint = "http://127.0.0.1:4567"
+batch_max_wait_ms = 250
+"#,
+    )]);
+    let p = load_project(ok.path(), &LoadOptions::default()).unwrap();
+    let SourceKind::Kinesis(k) = &p.sources[0].kind else {
+        panic!("not a kinesis source: {:?}", p.sources[0].kind);
+    };
+    assert_eq!(k.stream, "clickstream");
+    assert_eq!(k.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(k.endpoint.as_deref(), Some("http://127.0.0.1:4567"));
+    assert_eq!(k.start_from, StartFrom::Earliest);
+    assert_eq!(k.batch_max_wait_ms, 250);
+    assert_eq!(k.batch_max_bytes, 64 << 20);
+    assert!(p.sources[0].kind.is_stream());
+
+    let bad = project(&[(
+        "spire.toml",
+        r#"
+[[sources]]
+name = "clicks"
+kind = "kinesis"
+endpoint = "127.0.0.1:4567"
+start_from = "now"
+[sources.options]
+"aws_secret_access_key" = "x"
+"#,
+    )]);
+    let text = load_project(bad.path(), &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    for needle in [
+        "sources[0].stream: missing: a kinesis source needs `stream`",
+        "sources[0].endpoint: `127.0.0.1:4567`: expected an http:// or https:// URL",
+        "sources[0].start_from: `now`: expected `earliest` or `latest`",
+        "sources[0].options: kinesis sources take no `options`",
+    ] {
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
+}

@@ -90,12 +90,14 @@ pub enum SourceKind {
     Synthetic(SyntheticSettings),
     /// Kafka topics, read as a consumer group.
     Kafka(KafkaSettings),
+    /// An Amazon Kinesis data stream, every shard.
+    Kinesis(KinesisSettings),
 }
 
 impl SourceKind {
     /// Whether the source is an unbounded stream (`spire ingest --follow` applies).
     pub fn is_stream(&self) -> bool {
-        matches!(self, SourceKind::Kafka(_))
+        matches!(self, SourceKind::Kafka(_) | SourceKind::Kinesis(_))
     }
 }
 
@@ -125,6 +127,23 @@ pub struct KafkaSettings {
     pub batch_max_bytes: u64,
     /// librdkafka settings passed through (security and tuning).
     pub options: BTreeMap<String, String>,
+}
+
+/// Settings of a Kinesis source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KinesisSettings {
+    /// Stream name.
+    pub stream: String,
+    /// AWS region; `None`: from the environment (`AWS_REGION`, the AWS config files).
+    pub region: Option<String>,
+    /// Service URL of a Kinesis-compatible server; `None`: AWS's endpoint for the region.
+    pub endpoint: Option<String>,
+    /// Start of a shard without a position in the lake (`TRIM_HORIZON` or `LATEST`).
+    pub start_from: StartFrom,
+    /// Longest wait for a batch to fill once it has a record, in milliseconds.
+    pub batch_max_wait_ms: u64,
+    /// Payload bytes that close a batch.
+    pub batch_max_bytes: u64,
 }
 
 /// librdkafka settings Spire sets itself: exactly-once intake depends on them, so a source
@@ -438,30 +457,8 @@ pub(super) fn validate(
                         "missing: a kafka source needs `topics`, a list of topic names",
                     );
                 }
-                let start_from = match s.start_from.as_deref() {
-                    None | Some("earliest") => StartFrom::Earliest,
-                    Some("latest") => StartFrom::Latest,
-                    Some(other) => {
-                        issues.push(
-                            file,
-                            key("start_from"),
-                            format!("`{other}`: expected `earliest` or `latest`"),
-                        );
-                        StartFrom::Earliest
-                    }
-                };
-                let batch_max_wait_ms = s.batch_max_wait_ms.unwrap_or(1000);
-                if !(1..=600_000).contains(&batch_max_wait_ms) {
-                    issues.push(
-                        file,
-                        key("batch_max_wait_ms"),
-                        format!("{batch_max_wait_ms}: must be in 1..=600000"),
-                    );
-                }
-                let batch_max_bytes = s.batch_max_bytes.unwrap_or(64 << 20);
-                if batch_max_bytes == 0 {
-                    issues.push(file, key("batch_max_bytes"), "must be >= 1");
-                }
+                let (start_from, batch_max_wait_ms, batch_max_bytes) =
+                    stream_batching(s, issues, file, &key);
                 for k in s.options.keys() {
                     if KAFKA_RESERVED_OPTIONS.contains(&k.as_str()) {
                         issues.push(
@@ -485,11 +482,48 @@ pub(super) fn validate(
                     options: s.options.clone(),
                 })
             }
+            Some("kinesis") => {
+                let stream = s.stream.clone().unwrap_or_default();
+                if stream.trim().is_empty() {
+                    issues.push(
+                        file,
+                        key("stream"),
+                        "missing: a kinesis source needs `stream`, the data stream's name",
+                    );
+                }
+                if let Some(endpoint) = &s.endpoint {
+                    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                        issues.push(
+                            file,
+                            key("endpoint"),
+                            format!("`{endpoint}`: expected an http:// or https:// URL"),
+                        );
+                    }
+                }
+                if !s.options.is_empty() {
+                    issues.push(
+                        file,
+                        key("options"),
+                        "kinesis sources take no `options`; credentials come from the \
+                         environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, …)",
+                    );
+                }
+                let (start_from, batch_max_wait_ms, batch_max_bytes) =
+                    stream_batching(s, issues, file, &key);
+                SourceKind::Kinesis(KinesisSettings {
+                    stream,
+                    region: s.region.clone(),
+                    endpoint: s.endpoint.clone(),
+                    start_from,
+                    batch_max_wait_ms,
+                    batch_max_bytes,
+                })
+            }
             Some(other) => {
                 issues.push(
                     file,
                     key("kind"),
-                    format!("`{other}`: expected `file`, `kafka` or `synthetic`"),
+                    format!("`{other}`: expected `file`, `kafka`, `kinesis` or `synthetic`"),
                 );
                 continue;
             }
@@ -497,7 +531,7 @@ pub(super) fn validate(
                 issues.push(
                     file,
                     key("kind"),
-                    "missing: expected `file`, `kafka` or `synthetic`",
+                    "missing: expected `file`, `kafka`, `kinesis` or `synthetic`",
                 );
                 continue;
             }
@@ -677,6 +711,41 @@ pub(super) fn validate(
         segments,
         config_hash: hex_sha256(format!("{effective}\n{seg_texts}").as_bytes()),
     }
+}
+
+/// The settings Kafka and Kinesis sources share: where a new partition starts and when a
+/// batch closes.
+fn stream_batching(
+    s: &RawSource,
+    issues: &mut Issues,
+    file: &Path,
+    key: &dyn Fn(&str) -> String,
+) -> (StartFrom, u64, u64) {
+    let start_from = match s.start_from.as_deref() {
+        None | Some("earliest") => StartFrom::Earliest,
+        Some("latest") => StartFrom::Latest,
+        Some(other) => {
+            issues.push(
+                file,
+                key("start_from"),
+                format!("`{other}`: expected `earliest` or `latest`"),
+            );
+            StartFrom::Earliest
+        }
+    };
+    let batch_max_wait_ms = s.batch_max_wait_ms.unwrap_or(1000);
+    if !(1..=600_000).contains(&batch_max_wait_ms) {
+        issues.push(
+            file,
+            key("batch_max_wait_ms"),
+            format!("{batch_max_wait_ms}: must be in 1..=600000"),
+        );
+    }
+    let batch_max_bytes = s.batch_max_bytes.unwrap_or(64 << 20);
+    if batch_max_bytes == 0 {
+        issues.push(file, key("batch_max_bytes"), "must be >= 1");
+    }
+    (start_from, batch_max_wait_ms, batch_max_bytes)
 }
 
 /// Lowercase ASCII letters, digits and `_`, starting with a letter.

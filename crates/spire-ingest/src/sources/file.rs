@@ -249,6 +249,7 @@ impl Source for FileSource {
                             source: self.name.clone(),
                             partition: file.partition.clone(),
                             offset: file.offset,
+                            sequence: None,
                         },
                     });
                 }

@@ -147,6 +147,10 @@ impl ConsumerContext for Context {
                         return;
                     }
                 };
+                let positions: Checkpoints = positions
+                    .into_iter()
+                    .filter_map(|(p, lp)| Some((p, lp.resume_after()?)))
+                    .collect();
                 let mut assigned = BTreeMap::new();
                 for ((topic, partition), name) in parts.into_iter().zip(&names) {
                     let (offset, next) = match positions.get(name) {
@@ -403,6 +407,7 @@ impl Source for KafkaSource {
                             source: self.name.clone(),
                             partition: partition_name(&tp.0, tp.1),
                             offset: m.offset(),
+                            sequence: None,
                         },
                     });
                     first_at.get_or_insert_with(Instant::now);
@@ -505,6 +510,7 @@ impl Source for KafkaSource {
                     committed: a.committed,
                     high_watermark: high,
                     lag: high.map(|h| (h - a.committed.map_or(0, |c| c + 1)).max(0)),
+                    behind_ms: None,
                 }
             })
             .collect()

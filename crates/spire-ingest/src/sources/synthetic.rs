@@ -560,6 +560,7 @@ impl Source for SyntheticSource {
                             source: self.name.clone(),
                             partition: self.partition.clone(),
                             offset: self.offset,
+                            sequence: None,
                         },
                     });
                 }

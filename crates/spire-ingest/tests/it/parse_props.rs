@@ -35,6 +35,7 @@ fn record(payload: Vec<u8>) -> RawRecord {
             source: "props".into(),
             partition: "p".into(),
             offset: 1,
+            sequence: None,
         },
     }
 }

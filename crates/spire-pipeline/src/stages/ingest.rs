@@ -206,8 +206,8 @@ fn follow_source(ws: &Workspace, name: Option<&str>) -> Result<SourceConfig> {
                 .ok_or_else(|| PipelineError::NotFound(format!("no source `{n}` in spire.toml")))?;
             if !s.kind.is_stream() {
                 return Err(PipelineError::InvalidInput(format!(
-                    "--follow reads a stream, and source `{n}` is not one (kafka sources are \
-                     streams); ingest it without --follow"
+                    "--follow reads a stream, and source `{n}` is not one (kafka and kinesis \
+                     sources are streams); ingest it without --follow"
                 )));
             }
             Ok(s.clone())
@@ -216,7 +216,7 @@ fn follow_source(ws: &Workspace, name: Option<&str>) -> Result<SourceConfig> {
             [one] => Ok((*one).clone()),
             [] => Err(PipelineError::InvalidInput(
                 "--follow reads a stream, and spire.toml declares none: add a \
-                 [[sources]] entry with kind = \"kafka\""
+                 [[sources]] entry with kind = \"kafka\" or \"kinesis\""
                     .into(),
             )),
             many => Err(PipelineError::InvalidInput(format!(
