@@ -852,6 +852,9 @@ async fn follow(
                 println!("{line}");
             }
         } else {
+            for w in &s.switches {
+                eprintln!("switched from `{}` to `{}`: {}", w.from, w.to, w.reason);
+            }
             // Kafka counts records behind; Kinesis tells milliseconds behind the tip.
             let lag = match s.partitions.iter().filter_map(|p| p.behind_ms).max() {
                 Some(ms) => format!("{ms} ms behind"),
@@ -860,9 +863,14 @@ async fn follow(
                     s.partitions.iter().filter_map(|p| p.lag).sum::<i64>()
                 ),
             };
+            let name = if s.reading == s.source {
+                s.source.clone()
+            } else {
+                format!("{} (reading fallback `{}`)", s.source, s.reading)
+            };
             eprintln!(
                 "{}: {} read ({:.0}/s), {} accepted, {} dead-lettered, {} partitions, {}{}",
-                s.source,
+                name,
                 s.read,
                 s.events_per_sec,
                 s.accepted,

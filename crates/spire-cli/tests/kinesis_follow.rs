@@ -6,41 +6,21 @@
 //! `spire ingest` afterwards finds nothing new.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod streams;
+
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use spire_testkit::KinesisStream;
+use streams::{int, ok, payload, spire, sql, text, Lcg};
 
 const EVENTS: usize = 20_000;
 const SHARDS: i32 = 3;
 const KILLS: usize = 3;
 /// Every BAD-th record is malformed: dead letters must be exactly-once too.
 const BAD: usize = 101;
-
-fn spire(project: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_spire"));
-    c.args(["--project", project, "--json"])
-        .args(args)
-        .env("SPIRE_LOG", "warn")
-        // The AWS SDK's default credential chain reads these; kinesalite takes any key.
-        .env("AWS_ACCESS_KEY_ID", "spire-test")
-        .env("AWS_SECRET_ACCESS_KEY", "spire-test")
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-    c
-}
-
-fn ok(out: Output) -> Value {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-}
 
 fn follow(project: &str) -> Child {
     spire(
@@ -61,57 +41,7 @@ fn follow(project: &str) -> Child {
 }
 
 fn record(i: usize) -> (String, Vec<u8>) {
-    let payload = if i.is_multiple_of(BAD) {
-        format!(r#"{{"event_id":"e{i}","ts":"#).into_bytes()
-    } else {
-        format!(
-            r#"{{"event_id":"e{i}","user_id":"u{}","ts":{},"event_type":"pageview","category":"c{}","user_agent":"Mozilla/5.0"}}"#,
-            i % 3_000,
-            1_793_000_000_000i64 + (i as i64) * 2_000,
-            i % 9
-        )
-        .into_bytes()
-    };
-    (format!("k{i}"), payload)
-}
-
-/// A small deterministic generator for the kill times (its seed is printed on failure).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next_ms(&mut self, lo: u64, hi: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        lo + (self.0 >> 33) % (hi - lo)
-    }
-}
-
-fn sql(project: &str, query: &str) -> Vec<Value> {
-    let v = ok(spire(project, &["sql", "--limit", "100000", query])
-        .output()
-        .unwrap());
-    v.as_array()
-        .cloned()
-        .or_else(|| v.get("rows").and_then(Value::as_array).cloned())
-        .unwrap_or_else(|| panic!("unexpected sql output: {v}"))
-}
-
-fn int(v: &Value, key: &str) -> i64 {
-    v.get(key)
-        .and_then(|x| {
-            x.as_i64()
-                .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
-        })
-        .unwrap_or_else(|| panic!("no integer {key} in {v}"))
-}
-
-fn text(v: &Value, key: &str) -> String {
-    v.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("no text {key} in {v}"))
-        .to_string()
+    (format!("k{i}"), payload(i, BAD))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

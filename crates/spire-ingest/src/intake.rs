@@ -299,6 +299,23 @@ impl<'a> IntakeSession<'a> {
         self.source.status()
     }
 
+    /// When the stream's broker last answered (see [`Source::last_contact`]).
+    pub fn last_contact(&self) -> Option<Instant> {
+        self.source.last_contact()
+    }
+
+    /// Asks the stream's broker for a sign of life now (see [`Source::probe`]); a blocking
+    /// network call, run on a blocking-capable thread.
+    pub fn probe(&mut self) -> bool {
+        let source = &mut *self.source;
+        tokio::task::block_in_place(|| source.probe())
+    }
+
+    /// The stream's last complaint, for messages.
+    pub fn last_error(&self) -> Option<String> {
+        self.source.last_error()
+    }
+
     /// Ends the session with its report.
     pub fn finish(mut self) -> IntakeReport {
         self.report.notes = self.source.notes();

@@ -267,6 +267,7 @@ mod tests {
                 format: None,
             },
             fields: vec![("user_id".into(), "/who/id".into())],
+            fallback: None,
         };
         let intake = Intake {
             max_future_skew_secs: 60,

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -148,6 +149,22 @@ pub trait Source: Send {
     /// Streams: position and lag of each assigned partition.
     fn status(&self) -> Vec<PartitionStatus> {
         Vec::new()
+    }
+    /// Streams: when the broker last answered a fetch or a [`Source::probe`] (`None`: not
+    /// yet). `spire ingest --follow` switches to a fallback source once this is older than
+    /// the source's `failover_after_secs`.
+    fn last_contact(&self) -> Option<Instant> {
+        None
+    }
+    /// Streams: asks the broker for a sign of life now (a metadata request, bounded by a
+    /// few seconds); returns whether it answered, and moves [`Source::last_contact`] on when
+    /// it did. Bounded sources always answer.
+    fn probe(&mut self) -> bool {
+        true
+    }
+    /// Streams: the broker's or service's last complaint, for messages.
+    fn last_error(&self) -> Option<String> {
+        None
     }
 }
 

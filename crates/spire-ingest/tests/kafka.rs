@@ -32,6 +32,7 @@ fn source(topic: &KafkaTopic, group: &str) -> Source {
             ]),
         }),
         fields: vec![],
+        fallback: None,
     }
 }
 

@@ -30,6 +30,7 @@ fn config(stream: &KinesisStream) -> Source {
             batch_max_bytes: 64 << 20,
         }),
         fields: vec![],
+        fallback: None,
     }
 }
 

@@ -39,7 +39,12 @@ impl KafkaTopic {
     /// Creates `prefix-<uuid>` with `partitions` partitions; panics with instructions when
     /// the broker does not answer.
     pub async fn create(prefix: &str, partitions: i32) -> KafkaTopic {
-        let brokers = kafka_brokers();
+        KafkaTopic::create_on(&kafka_brokers(), prefix, partitions).await
+    }
+
+    /// Creates `prefix-<uuid>` on the broker at `brokers` (e.g. a [`KafkaBroker`]).
+    pub async fn create_on(brokers: &str, prefix: &str, partitions: i32) -> KafkaTopic {
+        let brokers = brokers.to_string();
         let name = format!("{prefix}-{}", uuid::Uuid::new_v4().simple());
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &brokers)
@@ -114,5 +119,146 @@ impl KafkaTopic {
             }
         }
         let _ = producer.flush(Duration::from_secs(30));
+    }
+}
+
+/// A broker of the test's own (tansu, in memory), reached through a TCP gate the test
+/// controls: [`KafkaBroker::disconnect`] cuts every connection and refuses new ones, so
+/// clients see a broker that vanished while the broker itself (and its data and groups)
+/// carries on; [`KafkaBroker::reconnect`] lets clients in again. Killed on drop.
+#[derive(Debug)]
+pub struct KafkaBroker {
+    /// Its bootstrap address (the gate's), `127.0.0.1:PORT`.
+    pub brokers: String,
+    child: std::process::Child,
+    gate: TcpGate,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl KafkaBroker {
+    /// Starts tansu (`SPIRE_TEST_TANSU`, default `/var/cache/spire/tansu/bin/tansu`, which
+    /// `scripts/kafka-broker.sh` installs) behind a gate, and waits until it answers.
+    pub async fn spawn() -> KafkaBroker {
+        let bin = std::env::var("SPIRE_TEST_TANSU")
+            .unwrap_or_else(|_| "/var/cache/spire/tansu/bin/tansu".into());
+        let (port, gate_port) = (free_port(), free_port());
+        let child = std::process::Command::new(&bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &format!("tcp://127.0.0.1:{port}"),
+                // Clients are sent to the gate for every connection, not only the first.
+                "--advertised-listener-url",
+                &format!("tcp://127.0.0.1:{gate_port}"),
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "\n\ncannot start the Kafka test broker {bin}: {e}\nInstall it with \
+                     `scripts/kafka-broker.sh` (scripts/test and .ci/run do), or point \
+                     SPIRE_TEST_TANSU at a tansu binary.\n"
+                )
+            });
+        let gate = TcpGate::start(gate_port, format!("127.0.0.1:{port}")).await;
+        // Owned from here on: dropping it kills the process, even on the panic below.
+        let broker = KafkaBroker {
+            brokers: format!("127.0.0.1:{gate_port}"),
+            child,
+            gate,
+        };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return broker;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the Kafka test broker {bin} did not listen on port {port} within 10 s");
+    }
+
+    /// Cuts every client connection and refuses new ones: to clients the broker is gone.
+    pub fn disconnect(&self) {
+        self.gate.close();
+    }
+
+    /// Lets clients connect again.
+    pub fn reconnect(&self) {
+        self.gate.open();
+    }
+}
+
+impl Drop for KafkaBroker {
+    fn drop(&mut self) {
+        self.gate.close();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP forwarder that can be shut (every connection dropped, new ones closed at once).
+#[derive(Debug)]
+struct TcpGate {
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl TcpGate {
+    async fn start(port: u16, target: String) -> TcpGate {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap_or_else(|e| panic!("cannot listen on 127.0.0.1:{port}: {e}"));
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (o, c) = (open.clone(), connections.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !o.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                c.lock().unwrap().push(task);
+            }
+        });
+        TcpGate {
+            open,
+            connections,
+            accept,
+        }
+    }
+
+    fn close(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for task in self.connections.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    fn open(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpGate {
+    fn drop(&mut self) {
+        self.accept.abort();
     }
 }

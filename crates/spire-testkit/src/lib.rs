@@ -16,7 +16,7 @@
 
 mod kafka;
 mod kinesis;
-pub use kafka::{kafka_brokers, KafkaTopic};
+pub use kafka::{kafka_brokers, KafkaBroker, KafkaTopic};
 pub use kinesis::{kinesis_endpoint, KinesisStream};
 
 use std::collections::BTreeMap;

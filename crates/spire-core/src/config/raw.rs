@@ -105,6 +105,11 @@ pub struct RawSource {
     /// kafka, kinesis: a batch is committed once its payloads reach this many bytes
     /// (default 64 MiB).
     pub batch_max_bytes: Option<u64>,
+    /// kafka, kinesis: another stream source carrying the same events, read by
+    /// `spire ingest --follow` while this one does not answer.
+    pub fallback: Option<String>,
+    /// With `fallback`: seconds without a successful fetch before switching (default 30).
+    pub failover_after_secs: Option<u64>,
     /// kinesis: the stream's name.
     pub stream: Option<String>,
     /// kinesis: the AWS region (default: from the environment, `AWS_REGION`).

@@ -575,3 +575,78 @@ start_from = "now"
         assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
     }
 }
+
+#[test]
+fn fallbacks_name_another_stream_source() {
+    let ok = project(&[(
+        "spire.toml",
+        r#"
+[[sources]]
+name = "clicks"
+kind = "kafka"
+brokers = "k1:9092"
+topics = ["clickstream"]
+fallback = "clicks-kinesis"
+failover_after_secs = 10
+
+[[sources]]
+name = "clicks-kinesis"
+kind = "kinesis"
+stream = "clickstream"
+"#,
+    )]);
+    let p = load_project(ok.path(), &LoadOptions::default()).unwrap();
+    assert_eq!(
+        p.sources[0].fallback,
+        Some(Fallback {
+            source: "clicks-kinesis".into(),
+            after_secs: 10
+        })
+    );
+    assert_eq!(p.sources[1].fallback, None);
+
+    let bad = project(&[(
+        "spire.toml",
+        r#"
+[[sources]]
+name = "clicks"
+kind = "kafka"
+brokers = "k1:9092"
+topics = ["clickstream"]
+fallback = "nowhere"
+
+[[sources]]
+name = "files"
+kind = "file"
+path = "x/*.jsonl"
+fallback = "clicks"
+
+[[sources]]
+name = "k2"
+kind = "kafka"
+brokers = "k1:9092"
+topics = ["clickstream"]
+fallback = "files"
+failover_after_secs = 0
+
+[[sources]]
+name = "k3"
+kind = "kafka"
+brokers = "k1:9092"
+topics = ["clickstream"]
+failover_after_secs = 5
+"#,
+    )]);
+    let text = load_project(bad.path(), &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    for needle in [
+        "sources[0].fallback: `nowhere`: no source has this name",
+        "sources[1].fallback: only stream sources (kafka, kinesis) fail over",
+        "sources[2].fallback: `files` is not a stream",
+        "sources[2].failover_after_secs: 0: must be in 1..=86400",
+        "sources[3].failover_after_secs: set without `fallback`",
+    ] {
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
+}

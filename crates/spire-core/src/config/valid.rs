@@ -74,6 +74,18 @@ pub struct Source {
     pub kind: SourceKind,
     /// Canonical field → source field (plain name or JSON pointer).
     pub fields: Vec<(String, String)>,
+    /// Streams: the source `spire ingest --follow` reads while this one does not answer.
+    pub fallback: Option<Fallback>,
+}
+
+/// A stream's fallback: another stream source carrying the same events (Kafka primary,
+/// Kinesis fallback, as mirrored deployments run them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fallback {
+    /// The fallback source's name.
+    pub source: String,
+    /// Seconds without a successful fetch from the primary before switching to it.
+    pub after_secs: u64,
 }
 
 /// Source kinds.
@@ -536,7 +548,70 @@ pub(super) fn validate(
                 continue;
             }
         };
-        sources.push(Source { name, kind, fields });
+        let fallback = match (&s.fallback, s.failover_after_secs) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                issues.push(
+                    file,
+                    key("failover_after_secs"),
+                    "set without `fallback`: name the source to switch to",
+                );
+                None
+            }
+            (Some(f), after) => {
+                if !kind.is_stream() {
+                    issues.push(
+                        file,
+                        key("fallback"),
+                        "only stream sources (kafka, kinesis) fail over; remove it",
+                    );
+                }
+                let after_secs = after.unwrap_or(30);
+                if !(1..=86_400).contains(&after_secs) {
+                    issues.push(
+                        file,
+                        key("failover_after_secs"),
+                        format!("{after_secs}: must be in 1..=86400"),
+                    );
+                }
+                Some(Fallback {
+                    source: f.clone(),
+                    after_secs,
+                })
+            }
+        };
+        sources.push(Source {
+            name,
+            kind,
+            fields,
+            fallback,
+        });
+    }
+    // A fallback must be another stream source of this project.
+    for s in &sources {
+        let Some(f) = &s.fallback else { continue };
+        let i = raw
+            .sources
+            .iter()
+            .position(|r| r.name.as_deref() == Some(s.name.as_str()))
+            .unwrap_or_default();
+        let key = format!("sources[{i}].fallback");
+        match sources.iter().find(|o| o.name == f.source) {
+            None => issues.push(
+                file,
+                key,
+                format!("`{}`: no source has this name", f.source),
+            ),
+            Some(o) if o.name == s.name => {
+                issues.push(file, key, "a source cannot be its own fallback")
+            }
+            Some(o) if !o.kind.is_stream() => issues.push(
+                file,
+                key,
+                format!("`{}` is not a stream (kafka or kinesis) source", f.source),
+            ),
+            Some(_) => {}
+        }
     }
 
     let intake = Intake {

@@ -49,6 +49,7 @@ async fn ingest(lake: &Lake, dir: &Path, name: &str, lines: &[String]) {
             format: None,
         },
         fields: vec![],
+        fallback: None,
     };
     let intake = Intake {
         max_future_skew_secs: 300,

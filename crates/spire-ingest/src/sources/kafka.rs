@@ -28,6 +28,10 @@ use crate::source::{Checkpoints, PartitionStatus, PositionLookup, Source};
 const IDLE_POLL: Duration = Duration::from_millis(200);
 /// Network calls to the broker outside polling (watermarks, seeks).
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often an idle consumer asks the broker for a sign of life (see `Source::probe`).
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How long a probe waits for the broker's answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a bounded read (`spire ingest` without `--follow`) waits for the group to
 /// assign it partitions before it gives up with an error.
 const ASSIGNMENT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -202,6 +206,8 @@ pub struct KafkaSource {
     consumer: BaseConsumer<Context>,
     shared: Arc<Shared>,
     subscribed_at: Instant,
+    last_contact: Option<Instant>,
+    last_probe: Option<Instant>,
 }
 
 impl KafkaSource {
@@ -256,6 +262,8 @@ impl KafkaSource {
             consumer,
             shared,
             subscribed_at: Instant::now(),
+            last_contact: None,
+            last_probe: None,
         })
     }
 
@@ -379,10 +387,15 @@ impl Source for KafkaSource {
             match polled {
                 None => {
                     if first_at.is_none() {
+                        // Idle: make sure the broker is still there (failover watches it).
+                        if self.last_probe.is_none_or(|t| t.elapsed() >= PROBE_EVERY) {
+                            self.probe();
+                        }
                         return Ok(None);
                     }
                 }
                 Some(Ok(m)) => {
+                    self.last_contact = Some(Instant::now());
                     let tp = (m.topic().to_string(), m.partition());
                     {
                         let mut state = self.shared.state();
@@ -492,6 +505,30 @@ impl Source for KafkaSource {
                 tracing::debug!(source = %self.name, error = %e, "offset commit to the group failed");
             }
         }
+    }
+
+    fn last_contact(&self) -> Option<Instant> {
+        self.last_contact
+    }
+
+    fn probe(&mut self) -> bool {
+        self.last_probe = Some(Instant::now());
+        let topic = self.settings.topics.first().map(String::as_str);
+        match self.consumer.fetch_metadata(topic, PROBE_TIMEOUT) {
+            Ok(_) => {
+                self.last_contact = Some(Instant::now());
+                true
+            }
+            Err(e) => {
+                tracing::debug!(source = %self.name, error = %e, "kafka broker did not answer a probe");
+                self.shared.state().last_error = Some(e.to_string());
+                false
+            }
+        }
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.shared.state().last_error.clone()
     }
 
     fn status(&self) -> Vec<PartitionStatus> {

@@ -102,6 +102,7 @@ pub struct KinesisSource {
     shards: BTreeMap<String, Shard>,
     listed_at: Option<Instant>,
     last_error: Option<String>,
+    last_contact: Option<Instant>,
 }
 
 impl KinesisSource {
@@ -117,6 +118,7 @@ impl KinesisSource {
             shards: BTreeMap::new(),
             listed_at: None,
             last_error: None,
+            last_contact: None,
         }
     }
 
@@ -240,6 +242,7 @@ impl KinesisSource {
             Err(e) => return Err(e),
         };
         self.listed_at = Some(Instant::now());
+        self.last_contact = self.listed_at;
         let new: Vec<String> = listed
             .iter()
             .filter(|(id, _)| !self.shards.contains_key(id))
@@ -397,6 +400,7 @@ impl KinesisSource {
                 next,
                 behind_ms,
             } => {
+                self.last_contact = Some(now);
                 shard.failing_since = None;
                 shard.behind_ms = behind_ms;
                 shard.at_tip = records.is_empty() && behind_ms.is_none_or(|b| b == 0);
@@ -610,6 +614,27 @@ impl Source for KinesisSource {
                 s.in_both = true;
             }
         }
+    }
+
+    fn last_contact(&self) -> Option<Instant> {
+        self.last_contact
+    }
+
+    fn probe(&mut self) -> bool {
+        match self.list_shards() {
+            Ok(_) => {
+                self.last_contact = Some(Instant::now());
+                true
+            }
+            Err(e) => {
+                self.last_error = Some(e.to_string());
+                false
+            }
+        }
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.last_error.clone()
     }
 
     fn status(&self) -> Vec<PartitionStatus> {

@@ -33,6 +33,7 @@ pub fn file_source(pattern: &str) -> Source {
             format: None,
         },
         fields: vec![],
+        fallback: None,
     }
 }
 

@@ -19,6 +19,7 @@ fn parser(fields: Vec<(String, String)>) -> Parser {
             format: None,
         },
         fields,
+        fallback: None,
     };
     let intake = Intake {
         max_future_skew_secs: 300,

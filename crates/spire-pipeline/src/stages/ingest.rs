@@ -93,6 +93,7 @@ pub async fn ingest(
                     format: None,
                 },
                 fields: Vec::new(),
+                fallback: None,
             }]
         }
     };
@@ -187,9 +188,34 @@ pub struct FollowStatus {
     pub cleaned_dates: usize,
     /// Files compacted this round (0 when no compaction was due).
     pub compacted_files: u64,
-    /// Each assigned partition's position and lag.
+    /// Each assigned partition's position and lag, of the source being read.
     pub partitions: Vec<PartitionStatus>,
+    /// The source being read now: `source`, or its fallback while `source` does not answer.
+    pub reading: String,
+    /// Switches between `source` and its fallback during this round.
+    pub switches: Vec<Switch>,
 }
+
+/// A switch between a stream and its fallback.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Switch {
+    /// The source read before.
+    pub from: String,
+    /// The source read after.
+    pub to: String,
+    /// Why, in words (how long the primary was silent and its last error, or that it
+    /// answers again).
+    pub reason: String,
+    /// When, RFC 3339.
+    pub at: String,
+}
+
+/// How often `--follow` checks, while reading a stream that has a fallback, whether it
+/// still answers.
+const FAILOVER_CHECK: Duration = Duration::from_secs(1);
+/// How often `--follow` asks a silent primary whether it answers again while it reads the
+/// fallback (each probe waits a few seconds for an answer).
+const RETURN_PROBE: Duration = Duration::from_secs(3);
 
 fn follow_source(ws: &Workspace, name: Option<&str>) -> Result<SourceConfig> {
     let streams: Vec<&SourceConfig> = ws
@@ -242,6 +268,15 @@ pub async fn follow(
     on_status: &mut dyn FnMut(&FollowStatus),
 ) -> Result<IngestSummary> {
     let config = follow_source(ws, settings.source.as_deref())?;
+    let fallback = match &config.fallback {
+        Some(f) => Some((
+            ws.project.source(&f.source).cloned().ok_or_else(|| {
+                PipelineError::NotFound(format!("no fallback source `{}` in spire.toml", f.source))
+            })?,
+            Duration::from_secs(f.after_secs),
+        )),
+        None => None,
+    };
     let mut source = spire_ingest::build_source(&config)?;
     let ingest_id = uuid::Uuid::new_v4().simple().to_string();
     let mut session = IntakeSession::start(
@@ -252,25 +287,136 @@ pub async fn follow(
         &ingest_id,
     )
     .await?;
+    // The fallback has its own session (and ingest id, so each reconciles on its own).
+    let mut fallback_source = match &fallback {
+        Some((c, _)) => Some(spire_ingest::build_source(c)?),
+        None => None,
+    };
+    let mut fallback_session = match (&fallback, fallback_source.as_mut()) {
+        (Some((c, _)), Some(src)) => Some(
+            IntakeSession::start(
+                &ws.lake,
+                c,
+                &ws.project.intake,
+                src.as_mut(),
+                &uuid::Uuid::new_v4().simple().to_string(),
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let stage = format!("follow {}", config.name);
     progress.start(&stage, 0);
     let mut totals = CleanReport::default();
     let mut last_compact = Instant::now();
+    let started = Instant::now();
+    let mut on_fallback = false;
+    let mut last_probe = Instant::now();
+    // Primary sessions replaced after an outage, and the dates they touched.
+    let mut retired: Vec<(IntakeReport, Vec<PartitionStatus>)> = Vec::new();
+    // Dates an earlier intake committed but did not clean (it was killed in between) are
+    // cleaned in the first round.
+    let mut carried_dates: BTreeSet<i32> = clean::stale_dates(&ws.lake)
+        .await?
+        .into_iter()
+        .map(spire_core::time::days_since_epoch)
+        .collect();
     loop {
         let round_start = Instant::now();
-        let read_before = session.report().read;
-        let until = RunUntil {
-            follow: true,
-            shutdown: Some(shutdown),
-            deadline: Some(round_start + settings.clean_every),
-        };
-        let mut tick = |n: u64| progress.update(&stage, n);
-        session.run(until, &mut tick).await?;
-        let dates: Vec<_> = session
-            .take_dates()
-            .into_iter()
-            .map(date_from_days)
-            .collect();
+        let read = |s: &IntakeSession<'_>| s.report().read;
+        let read_before = read(&session)
+            + fallback_session.as_ref().map_or(0, read)
+            + retired.iter().map(|(r, _)| r.read).sum::<u64>();
+        let round_end = round_start + settings.clean_every;
+        let mut switches = Vec::new();
+        // The round runs in slices, so a silent primary is noticed within a second or so.
+        while Instant::now() < round_end && !shutdown.load(Ordering::SeqCst) {
+            let slice_end = if fallback.is_some() {
+                round_end.min(Instant::now() + FAILOVER_CHECK)
+            } else {
+                round_end
+            };
+            let until = RunUntil {
+                follow: true,
+                shutdown: Some(shutdown),
+                deadline: Some(slice_end),
+            };
+            let mut tick = |n: u64| progress.update(&stage, n);
+            match (&mut fallback_session, on_fallback) {
+                (Some(fb), true) => fb.run(until, &mut tick).await?,
+                _ => session.run(until, &mut tick).await?,
+            }
+            let (Some((fb_config, after)), Some(_)) = (&fallback, &fallback_session) else {
+                continue;
+            };
+            let switch = |from: &str, to: &str, reason: String| {
+                tracing::warn!(from, to, %reason, "switching streams");
+                Switch {
+                    from: from.to_string(),
+                    to: to.to_string(),
+                    reason,
+                    at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                }
+            };
+            if on_fallback {
+                if last_probe.elapsed() < RETURN_PROBE {
+                    continue;
+                }
+                last_probe = Instant::now();
+                if session.probe() {
+                    switches.push(switch(
+                        &fb_config.name,
+                        &config.name,
+                        format!("`{}` answers again", config.name),
+                    ));
+                    on_fallback = false;
+                    // A fresh consumer: one whose broker vanished mid-session can stay out
+                    // of its group afterwards (seen with librdkafka 2.12 against tansu after
+                    // a freeze: revoked, never assigned again). Positions come from the
+                    // lake, so the new one resumes exactly where the old one committed.
+                    carried_dates.extend(session.take_dates());
+                    let partitions = session.status();
+                    retired.push((session.finish(), partitions));
+                    let old = std::mem::replace(&mut source, spire_ingest::build_source(&config)?);
+                    // Closing a consumer waits for its broker; let that happen aside.
+                    std::thread::spawn(move || drop(old));
+                    session = IntakeSession::start(
+                        &ws.lake,
+                        &config,
+                        &ws.project.intake,
+                        source.as_mut(),
+                        &uuid::Uuid::new_v4().simple().to_string(),
+                    )
+                    .await?;
+                }
+            } else {
+                let silent = session
+                    .last_contact()
+                    .map_or(started.elapsed(), |t| t.elapsed());
+                if silent >= *after {
+                    let last = session
+                        .last_error()
+                        .map_or(String::new(), |e| format!("; last error: {e}"));
+                    switches.push(switch(
+                        &config.name,
+                        &fb_config.name,
+                        format!(
+                            "no fetch from `{}` succeeded for {} s (failover_after_secs = {}){last}",
+                            config.name,
+                            silent.as_secs(),
+                            after.as_secs()
+                        ),
+                    ));
+                    on_fallback = true;
+                }
+            }
+        }
+        let mut touched = session.take_dates();
+        touched.append(&mut carried_dates);
+        if let Some(fb) = fallback_session.as_mut() {
+            touched.extend(fb.take_dates());
+        }
+        let dates: Vec<_> = touched.into_iter().map(date_from_days).collect();
         let cleaned_dates = dates.len();
         if !dates.is_empty() {
             let r =
@@ -295,45 +441,69 @@ pub async fn follow(
                 last_compact = Instant::now();
             }
         }
-        let report = session.report();
+        let reports: Vec<&IntakeReport> = std::iter::once(session.report())
+            .chain(fallback_session.as_ref().map(|s| s.report()))
+            .chain(retired.iter().map(|(r, _)| r))
+            .collect();
+        let sum = |f: fn(&IntakeReport) -> u64| reports.iter().map(|r| f(r)).sum::<u64>();
         let secs = round_start.elapsed().as_secs_f64().max(1e-3);
+        let (reading, partitions) = match (&fallback_session, &fallback) {
+            (Some(fb), Some((c, _))) if on_fallback => (c.name.clone(), fb.status()),
+            _ => (config.name.clone(), session.status()),
+        };
         on_status(&FollowStatus {
             source: config.name.clone(),
-            read: report.read,
-            accepted: report.accepted,
-            dead_lettered: report.dead_lettered,
-            refused_batches: report.refused_batches,
-            events_per_sec: (report.read - read_before) as f64 / secs,
+            read: sum(|r| r.read),
+            accepted: sum(|r| r.accepted),
+            dead_lettered: sum(|r| r.dead_lettered),
+            refused_batches: sum(|r| r.refused_batches),
+            events_per_sec: (sum(|r| r.read) - read_before) as f64 / secs,
             cleaned_dates,
             compacted_files,
-            partitions: session.status(),
+            partitions,
+            reading,
+            switches,
         });
         if shutdown.load(Ordering::SeqCst) {
             break;
         }
     }
+    let mut sources = Vec::new();
+    let mut ended = retired;
     let partitions = session.status();
-    let report = session.finish();
-    progress.finish(
-        &stage,
-        &format!(
-            "{}: {} read, {} accepted, {} dead-lettered (stopped on request)",
-            config.name, report.read, report.accepted, report.dead_lettered
-        ),
-    );
-    let reconciliation = clean::reconcile(
-        &ws.lake,
-        &report.ingest_id,
-        report.read,
-        report.dead_lettered,
-    )
-    .await?;
-    Ok(IngestSummary {
-        sources: vec![SourceSummary {
+    ended.push((session.finish(), partitions));
+    if let Some(fb) = fallback_session {
+        let partitions = fb.status();
+        ended.push((fb.finish(), partitions));
+    }
+    // Summary order: the primary's sessions, oldest first, then the fallback.
+    for (report, partitions) in ended {
+        let reconciliation = clean::reconcile(
+            &ws.lake,
+            &report.ingest_id,
+            report.read,
+            report.dead_lettered,
+        )
+        .await?;
+        sources.push(SourceSummary {
             intake: report,
             reconciliation,
             partitions,
-        }],
+        });
+    }
+    let finished = sources
+        .iter()
+        .map(|s| {
+            format!(
+                "{}: {} read, {} accepted, {} dead-lettered",
+                s.intake.source, s.intake.read, s.intake.accepted, s.intake.dead_lettered
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    progress.finish(&stage, &format!("{finished} (stopped on request)"));
+    Ok(IngestSummary {
+        sources,
         clean: totals,
     })
 }
@@ -360,6 +530,7 @@ fn replay_config(ws: &Workspace, name: &str) -> Option<SourceConfig> {
                 format: None,
             },
             fields: Vec::new(),
+            fallback: None,
         })
     })
 }
