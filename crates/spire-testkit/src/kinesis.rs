@@ -97,16 +97,22 @@ impl KinesisStream {
         panic!("stream {} did not become active within 15 s", self.name);
     }
 
-    /// The ids of the stream's open shards (no ending sequence number).
-    pub async fn open_shards(&self) -> Vec<String> {
-        let out = self
-            .client
+    /// The stream's shards, as `ListShards` returns them.
+    async fn shards(&self) -> Vec<aws_sdk_kinesis::types::Shard> {
+        self.client
             .list_shards()
             .stream_name(&self.name)
             .send()
             .await
-            .unwrap_or_else(|e| unreachable(&self.endpoint, "list shards", DisplayErrorContext(e)));
-        out.shards()
+            .unwrap_or_else(|e| unreachable(&self.endpoint, "list shards", DisplayErrorContext(e)))
+            .shards()
+            .to_vec()
+    }
+
+    /// The ids of the stream's open shards (no ending sequence number).
+    pub async fn open_shards(&self) -> Vec<String> {
+        self.shards()
+            .await
             .iter()
             .filter(|s| {
                 s.sequence_number_range()
@@ -119,15 +125,8 @@ impl KinesisStream {
     /// Splits `shard` in two at the middle of its hash-key range and waits until the
     /// stream is active; returns the child shards' ids.
     pub async fn split(&self, shard: &str) -> Vec<String> {
-        let out = self
-            .client
-            .list_shards()
-            .stream_name(&self.name)
-            .send()
-            .await
-            .unwrap_or_else(|e| unreachable(&self.endpoint, "list shards", DisplayErrorContext(e)));
-        let s = out
-            .shards()
+        let shards = self.shards().await;
+        let s = shards
             .iter()
             .find(|s| s.shard_id() == shard)
             .unwrap_or_else(|| panic!("no shard {shard} in {}", self.name));
@@ -146,15 +145,8 @@ impl KinesisStream {
                 unreachable(&self.endpoint, "split a shard", DisplayErrorContext(e))
             });
         self.wait_active().await;
-        let after = self
-            .client
-            .list_shards()
-            .stream_name(&self.name)
-            .send()
+        self.shards()
             .await
-            .unwrap_or_else(|e| unreachable(&self.endpoint, "list shards", DisplayErrorContext(e)));
-        after
-            .shards()
             .iter()
             .filter(|c| c.parent_shard_id() == Some(shard))
             .map(|c| c.shard_id().to_string())

@@ -309,7 +309,9 @@ pub async fn follow(
     progress.start(&stage, 0);
     let mut totals = CleanReport::default();
     let mut last_compact = Instant::now();
-    let started = Instant::now();
+    // When the current primary consumer started: its silence counts from here until the
+    // broker first answers it.
+    let mut primary_since = Instant::now();
     let mut on_fallback = false;
     let mut last_probe = Instant::now();
     // Primary sessions replaced after an outage, and the dates they touched.
@@ -388,11 +390,12 @@ pub async fn follow(
                         &uuid::Uuid::new_v4().simple().to_string(),
                     )
                     .await?;
+                    primary_since = Instant::now();
                 }
             } else {
                 let silent = session
                     .last_contact()
-                    .map_or(started.elapsed(), |t| t.elapsed());
+                    .map_or(primary_since.elapsed(), |t| t.elapsed());
                 if silent >= *after {
                     let last = session
                         .last_error()
