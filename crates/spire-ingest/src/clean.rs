@@ -153,11 +153,11 @@ async fn all_dates(
     .await
 }
 
-/// The event dates whose `events` may lag `events_raw`: dates with raw rows ingested after
-/// the newest row `events` holds for that date, or absent from `events`. An intake that
-/// stopped between its commit and its clean (a crash, a SIGKILL) leaves such dates; a
-/// follow loop cleans them when it starts. A date whose newest raw rows were all
-/// duplicates stays listed (cleaning it again changes nothing).
+/// The event dates whose `events` lags `events_raw`: dates where `events_raw` holds more
+/// distinct event ids than `events` holds rows (clean keeps one row per event id and date),
+/// or that `events` lacks. An intake that stopped between a commit and its clean (a crash,
+/// a SIGKILL) leaves such dates; a follow loop cleans them when it starts. (Ingest times
+/// cannot tell: every row of one intake session carries the session's start.)
 pub async fn stale_dates(lake: &Lake) -> Result<Vec<NaiveDate>> {
     let ctx = lake.session();
     if lake
@@ -173,10 +173,10 @@ pub async fn stale_dates(lake: &Lake) -> Result<Vec<NaiveDate>> {
     dates_of(
         &ctx,
         "SELECT r.d FROM \
-           (SELECT event_date AS d, max(ingested_at) AS m FROM events_raw GROUP BY event_date) r \
-         LEFT JOIN \
-           (SELECT event_date AS d, max(ingested_at) AS m FROM events GROUP BY event_date) e \
-         ON r.d = e.d WHERE e.m IS NULL OR r.m > e.m ORDER BY r.d",
+           (SELECT event_date AS d, count(DISTINCT event_id) AS n FROM events_raw \
+            GROUP BY event_date) r \
+         LEFT JOIN (SELECT event_date AS d, count(*) AS n FROM events GROUP BY event_date) e \
+         ON r.d = e.d WHERE e.n IS NULL OR r.n <> e.n ORDER BY r.d",
     )
     .await
 }
