@@ -23,6 +23,7 @@ use spire_lake::{columns, CasOutcome, Lake, TxnAdvance};
 use crate::error::{IngestError, Result};
 use crate::parse::Parser;
 use crate::record::RawRecord;
+use crate::replay::sql_text;
 use crate::rows::{DeadLettersBuilder, EventsRawBuilder};
 use crate::source::{Checkpoints, LakePosition, PartitionStatus, PositionLookup, Source};
 
@@ -118,10 +119,9 @@ async fn anchor_sequences(
     if wanted.is_empty() {
         return Ok(found);
     }
-    let text = |s: &str| format!("'{}'", s.replace('\'', "''"));
     let parts = wanted
         .keys()
-        .map(|p| text(p))
+        .map(|p| sql_text(p))
         .collect::<Vec<_>>()
         .join(", ");
     let offsets = wanted
@@ -140,7 +140,7 @@ async fn anchor_sequences(
             "SELECT source_partition, source_offset, source_sequence FROM {table} \
              WHERE source = {} AND source_partition IN ({parts}) AND source_offset IN ({offsets}) \
              AND source_sequence IS NOT NULL",
-            text(source)
+            sql_text(source)
         );
         for b in Lake::query(&ctx, &sql).await? {
             let (p, o, q) = (

@@ -60,7 +60,8 @@ pub struct ReplayReport {
     pub dry_run: bool,
 }
 
-fn sql_text(s: &str) -> String {
+/// `s` as a SQL string literal.
+pub(crate) fn sql_text(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 

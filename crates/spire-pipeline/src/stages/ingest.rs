@@ -137,21 +137,7 @@ pub async fn ingest(
             clean.dates, clean.events, clean.bot_events, clean.duplicates
         ),
     );
-    let mut sources = Vec::new();
-    for (intake, partitions) in reports {
-        let reconciliation = clean::reconcile(
-            &ws.lake,
-            &intake.ingest_id,
-            intake.read,
-            intake.dead_lettered,
-        )
-        .await?;
-        sources.push(SourceSummary {
-            intake,
-            reconciliation,
-            partitions,
-        });
-    }
+    let sources = summarize(ws, reports).await?;
     Ok(IngestSummary { sources, clean })
 }
 
@@ -471,7 +457,6 @@ pub async fn follow(
             break;
         }
     }
-    let mut sources = Vec::new();
     let mut ended = retired;
     let partitions = session.status();
     ended.push((session.finish(), partitions));
@@ -480,20 +465,7 @@ pub async fn follow(
         ended.push((fb.finish(), partitions));
     }
     // Summary order: the primary's sessions, oldest first, then the fallback.
-    for (report, partitions) in ended {
-        let reconciliation = clean::reconcile(
-            &ws.lake,
-            &report.ingest_id,
-            report.read,
-            report.dead_lettered,
-        )
-        .await?;
-        sources.push(SourceSummary {
-            intake: report,
-            reconciliation,
-            partitions,
-        });
-    }
+    let sources = summarize(ws, ended).await?;
     let finished = sources
         .iter()
         .map(|s| {
@@ -509,6 +481,29 @@ pub async fn follow(
         sources,
         clean: totals,
     })
+}
+
+/// Each session's report with its reconciliation against `events` and its partitions.
+async fn summarize(
+    ws: &Workspace,
+    sessions: Vec<(IntakeReport, Vec<PartitionStatus>)>,
+) -> Result<Vec<SourceSummary>> {
+    let mut sources = Vec::new();
+    for (intake, partitions) in sessions {
+        let reconciliation = clean::reconcile(
+            &ws.lake,
+            &intake.ingest_id,
+            intake.read,
+            intake.dead_lettered,
+        )
+        .await?;
+        sources.push(SourceSummary {
+            intake,
+            reconciliation,
+            partitions,
+        });
+    }
+    Ok(sources)
 }
 
 /// The outcome of `spire dead-letters replay`.
